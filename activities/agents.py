@@ -1,0 +1,130 @@
+"""Agent definitions: TOML files in `agents/`, validated by pydantic.
+
+Errors name the file, the field and the fix, because the people who edit these files
+are operators, not the authors of this code.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from opsready.errors import ConfigError, UnknownAgentError
+from workflows.types import ApprovalPolicy, Budgets, ModelPrice
+
+_AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
+PRICING_FILE = "pricing.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PromptDefinition(_Strict):
+    system: str = Field(min_length=1)
+
+
+class ToolPolicy(_Strict):
+    """How an agent may use one tool. The tool's risk tier lives with its code."""
+
+    approval: Literal["never", "always", "over_threshold"] = "never"
+    threshold_field: str | None = None
+    threshold: float | None = None
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _threshold_complete(self) -> ToolPolicy:
+        if self.approval == "over_threshold" and (
+            self.threshold_field is None or self.threshold is None
+        ):
+            raise ValueError('approval = "over_threshold" needs threshold_field and threshold')
+        return self
+
+
+class AgentDefinition(_Strict):
+    name: str
+    version: str = Field(min_length=1)
+    description: str = ""
+    model: str = Field(pattern=r"^[a-z0-9_-]+/.+$", description="provider/model")
+    prompt_version: str
+    prompts: dict[str, PromptDefinition]
+    max_output_tokens: int = Field(default=1024, gt=0)
+    budgets: Budgets = Field(default_factory=Budgets)
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
+    tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _prompt_exists(self) -> AgentDefinition:
+        if self.prompt_version not in self.prompts:
+            known = ", ".join(sorted(self.prompts)) or "none"
+            raise ValueError(
+                f"prompt_version {self.prompt_version!r} has no [prompts.{self.prompt_version}] "
+                f"table (defined: {known})"
+            )
+        return self
+
+
+def list_agents(agents_dir: Path) -> list[str]:
+    return sorted(
+        p.stem
+        for p in agents_dir.glob("*.toml")
+        if p.name != PRICING_FILE and not p.name.startswith("_")
+    )
+
+
+def load_agent(agents_dir: Path, name: str) -> tuple[AgentDefinition, bytes]:
+    """The definition and its raw bytes (for the config hash)."""
+    if not _AGENT_NAME.match(name):
+        raise UnknownAgentError(
+            f"invalid agent name {name!r}: use lowercase letters, digits, '-' and '_'"
+        )
+    path = agents_dir / f"{name}.toml"
+    if not path.is_file():
+        known = ", ".join(list_agents(agents_dir)) or "none"
+        raise UnknownAgentError(f"unknown agent {name!r} (known agents: {known})")
+    raw = path.read_bytes()
+    data = _parse_toml(path, raw)
+    if data.get("name", name) != name:
+        raise ConfigError(f"{path}: name = {data['name']!r} does not match the file name {name!r}")
+    data.setdefault("name", name)
+    try:
+        return AgentDefinition.model_validate(data), raw
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_first_error(err)}") from None
+
+
+def load_pricing(agents_dir: Path) -> dict[str, ModelPrice]:
+    path = agents_dir / PRICING_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path} is missing: it prices every model an agent may use")
+    data = _parse_toml(path, path.read_bytes())
+    models = data.get("models", {})
+    if not isinstance(models, dict):
+        raise ConfigError(f"{path}: [models] must be a table of model names")
+    prices: dict[str, ModelPrice] = {}
+    for model, entry in models.items():
+        try:
+            prices[model] = ModelPrice.model_validate(entry)
+        except ValidationError as err:
+            raise ConfigError(f"{path}: [models.{model!r}] {_first_error(err)}") from None
+    return prices
+
+
+def _parse_toml(path: Path, raw: bytes) -> dict[str, object]:
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}") from None
+
+
+def _first_error(err: ValidationError) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling; see agents/README.md)"
+    return f"field {where}: {message}" if where else message

@@ -1,0 +1,50 @@
+"""The model activity: call the provider, then check every proposed tool call.
+
+Checking here (not in the workflow) keeps schema validation next to the tool code; the
+workflow gets calls that are either valid with normalised arguments, or carry an `error`
+that it feeds back to the model instead of running them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.models.base import ModelProvider, errors
+from activities.tools.registry import ToolRegistry
+from workflows import activity_names as names
+from workflows.types import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
+
+
+class ModelActivities:
+    def __init__(self, providers: Mapping[str, ModelProvider], registry: ToolRegistry) -> None:
+        self._providers = dict(providers)
+        self._registry = registry
+
+    @activity.defn(name=names.MODEL_CHAT)
+    async def chat(self, request: ModelCallInput) -> ModelCallResult:
+        provider = self._providers.get(request.provider)
+        if provider is None:
+            known = ", ".join(sorted(self._providers))
+            raise ApplicationError(
+                f"no model provider {request.provider!r} on this worker (have: {known})",
+                type=errors.UNKNOWN_PROVIDER,
+                non_retryable=True,
+            )
+        result = await provider.complete(request)
+        checked = [self._check(call, request.tools) for call in result.message.tool_calls]
+        message = result.message.model_copy(update={"tool_calls": checked})
+        return result.model_copy(update={"message": message})
+
+    def _check(self, call: ToolCallRequest, allowed: list[ToolSpec]) -> ToolCallRequest:
+        if call.error is not None:
+            return call
+        if call.name not in {spec.name for spec in allowed}:
+            names_ = ", ".join(spec.name for spec in allowed) or "none"
+            return call.model_copy(
+                update={"error": f"unknown tool {call.name!r}; available tools: {names_}"}
+            )
+        arguments, error = self._registry.validate(call.name, call.arguments)
+        return call.model_copy(update={"arguments": arguments, "error": error})

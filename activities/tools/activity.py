@@ -1,0 +1,81 @@
+"""The tool activity: validate, run once per idempotency key, heartbeat while running."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from pydantic import ValidationError
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.tools.ledger import Ledger
+from activities.tools.registry import (
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+    describe_validation_error,
+)
+from workflows import activity_names as names
+from workflows.types import RiskTier, ToolCallInput, ToolCallResult
+
+_HEARTBEAT_EVERY_SECONDS = 1.0
+
+
+class ToolActivities:
+    def __init__(self, registry: ToolRegistry, ledger: Ledger) -> None:
+        self._registry = registry
+        self._ledger = ledger
+
+    @activity.defn(name=names.TOOL_RUN)
+    async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
+        tool = self._registry.get(call.tool)
+        if tool is None:
+            raise ApplicationError(
+                f"tool {call.tool!r} is not registered on this worker",
+                type=names.UNKNOWN_TOOL,
+                non_retryable=True,
+            )
+        try:
+            args = tool.args.model_validate(call.arguments)
+        except ValidationError as err:
+            return ToolCallResult(
+                ok=False, error="invalid arguments: " + describe_validation_error(err)
+            )
+        has_effects = tool.risk_tier is not RiskTier.READ
+        if has_effects:
+            stored = await self._ledger.stored_result(call.idempotency_key)
+            if stored is not None:
+                activity.logger.info("tool %s replayed from ledger", call.tool)
+                return ToolCallResult(**stored, was_replayed=True)
+        context = ToolContext(
+            run_id=call.run_id,
+            agent=call.agent,
+            step=call.step,
+            call_id=call.call_id,
+            idempotency_key=call.idempotency_key,
+            ledger=self._ledger,
+        )
+        heartbeat = asyncio.create_task(_heartbeat_forever())
+        try:
+            result = ToolCallResult(ok=True, output=await tool.fn(args, context))
+        except ToolError as err:
+            result = ToolCallResult(ok=False, error=str(err))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+        if has_effects:
+            await self._ledger.store_result(
+                call.idempotency_key,
+                call.tool,
+                result.model_dump(include={"ok", "output", "error"}),
+            )
+        return result
+
+
+async def _heartbeat_forever() -> None:
+    """Tell Temporal the tool is alive, so a dead worker's call is retried within seconds."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(_HEARTBEAT_EVERY_SECONDS)

@@ -1,0 +1,92 @@
+"""Tools an agent may call: each with a pydantic argument schema, a risk tier and a timeout.
+
+A tool function receives its validated arguments and a `ToolContext` carrying the
+idempotency key (run id + step + call id): a tool with side effects must pass that key
+to whatever it changes, so a retried or replayed call has no second effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from activities.agents import ToolPolicy
+from activities.tools.ledger import Ledger
+from workflows.types import ApprovalRule, RiskTier, ToolSpec
+
+
+class ToolError(Exception):
+    """An expected failure (order not found, refund too large) shown to the model as is."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    run_id: str
+    agent: str
+    step: int
+    call_id: str
+    idempotency_key: str
+    ledger: Ledger
+
+
+ToolFn = Callable[[Any, ToolContext], Awaitable[Any]]
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    args: type[BaseModel]
+    risk_tier: RiskTier
+    fn: ToolFn
+    timeout_seconds: float = 30.0
+
+    def spec(self, policy: ToolPolicy) -> ToolSpec:
+        return ToolSpec(
+            name=self.name,
+            description=self.description,
+            parameters=self.args.model_json_schema(),
+            risk_tier=self.risk_tier,
+            timeout_seconds=policy.timeout_seconds or self.timeout_seconds,
+            approval=ApprovalRule(
+                mode=policy.approval, field=policy.threshold_field, threshold=policy.threshold
+            ),
+        )
+
+
+class ToolRegistry:
+    def __init__(self, tools: Iterable[Tool]) -> None:
+        self._tools: dict[str, Tool] = {}
+        for tool in tools:
+            if tool.name in self._tools:
+                raise ValueError(f"tool {tool.name!r} registered twice")
+            self._tools[tool.name] = tool
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def validate(self, name: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        """Arguments as the tool will see them, or the original ones and an error for the model."""
+        tool = self._tools.get(name)
+        if tool is None:
+            return arguments, f"unknown tool {name!r}"
+        try:
+            parsed = tool.args.model_validate(arguments)
+        except ValidationError as err:
+            return arguments, "invalid arguments: " + describe_validation_error(err)
+        return parsed.model_dump(mode="json"), None
+
+
+def describe_validation_error(err: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for item in err.errors()[:limit]:
+        where = ".".join(str(p) for p in item["loc"]) or "arguments"
+        parts.append(f"{where}: {item['msg']}")
+    more = len(err.errors()) - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

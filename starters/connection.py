@@ -1,0 +1,40 @@
+"""Connecting to Temporal: envconfig (profile file or TEMPORAL_* variables) + our converter."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfigProfile
+
+from opsready.errors import ConfigError, TemporalUnavailableError
+
+DEFAULT_ADDRESS = "localhost:7233"
+
+
+def connect_config(address: str | None = None) -> dict[str, Any]:
+    """Client.connect arguments from envconfig; `address` wins over the profile."""
+    try:
+        profile = ClientConfigProfile.load(profile=os.environ.get("TEMPORAL_PROFILE"))
+    except Exception as err:  # envconfig raises plain errors for bad files
+        raise ConfigError(f"Temporal client configuration: {err}") from None
+    config: dict[str, Any] = dict(profile.to_client_connect_config())
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    config.setdefault("namespace", "default")
+    return config
+
+
+async def connect(address: str | None = None, **extra: Any) -> Client:
+    config = connect_config(address)
+    try:
+        return await Client.connect(**config, data_converter=pydantic_data_converter, **extra)
+    except RuntimeError as err:
+        raise TemporalUnavailableError(
+            f"cannot reach Temporal at {config['target_host']} (namespace "
+            f"{config['namespace']}): {str(err).splitlines()[0][:200]}. Start it with "
+            "`make dev`, or set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE"
+        ) from None

@@ -1,0 +1,85 @@
+"""Wiring of one worker: the workflows, the activities and their dependencies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from activities.models.openai_compat import OpenAICompatProvider
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.config import ConfigActivities
+from activities.models.activity import ModelActivities
+from activities.models.base import ModelProvider
+from activities.models.local import LocalProvider
+from activities.notify import NotifyActivities
+from activities.outcomes import OutcomeStore
+from activities.tools.activity import ToolActivities
+from activities.tools.ledger import Ledger
+from activities.tools.registry import Tool, ToolRegistry
+from activities.tools.support import support_tools
+from opsready.settings import Settings
+from workflows.agent_run import AgentRunWorkflow
+
+WORKFLOWS: list[type] = [AgentRunWorkflow]
+
+
+def default_tools(settings: Settings) -> list[Tool]:
+    return support_tools(settings.agents_dir / "data" / "support-triage")
+
+
+def default_providers(settings: Settings) -> dict[str, ModelProvider]:
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+    return {
+        "local": LocalProvider(),
+        "openai": OpenAICompatProvider(
+            base_url=settings.openai_base_url,
+            api_key=key,
+            timeout_seconds=settings.model_timeout_seconds,
+        ),
+    }
+
+
+def build_activities(
+    settings: Settings,
+    *,
+    providers: Mapping[str, ModelProvider] | None = None,
+    tools: Sequence[Tool] | None = None,
+    namespace: str = "default",
+) -> list[Callable[..., Any]]:
+    registry = ToolRegistry(default_tools(settings) if tools is None else tools)
+    ledger = Ledger(settings.data_dir / "side_effects.sqlite")
+    models = ModelActivities(
+        default_providers(settings) if providers is None else providers, registry
+    )
+    notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace)
+    outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite")
+    return [
+        ConfigActivities(settings, registry).resolve_config,
+        models.chat,
+        ToolActivities(registry, ledger).run_tool,
+        notify.notify_approvers,
+        outcomes.record_outcome,
+    ]
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    task_queue: str | None = None,
+    activities: Sequence[Callable[..., Any]] | None = None,
+    **worker_options: Any,
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=WORKFLOWS,
+        activities=activities
+        if activities is not None
+        else build_activities(settings, namespace=client.namespace),
+        max_cached_workflows=settings.max_cached_workflows,
+        max_concurrent_activities=settings.max_concurrent_activities,
+        **worker_options,
+    )

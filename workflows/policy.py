@@ -1,0 +1,87 @@
+"""Pure decisions the agent run makes: pricing, budgets, tool policy, approver rights.
+
+No I/O and no clocks, so they are safe in workflow code and easy to unit-test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.types import (
+    ApprovalPolicy,
+    Budgets,
+    ModelPrice,
+    RiskTier,
+    StopReason,
+    ToolSpec,
+    Usage,
+)
+
+_MILLION = 1_000_000
+
+
+def price_usage(price: ModelPrice, input_tokens: int, output_tokens: int) -> float:
+    """Cost in USD of one model call, rounded to a micro-dollar so sums stay stable."""
+    cost = (
+        input_tokens * price.input_per_million_usd + output_tokens * price.output_per_million_usd
+    ) / _MILLION
+    return round(cost, 6)
+
+
+def add_usage(total: Usage, price: ModelPrice, input_tokens: int, output_tokens: int) -> Usage:
+    return Usage(
+        input_tokens=total.input_tokens + input_tokens,
+        output_tokens=total.output_tokens + output_tokens,
+        cost_usd=round(total.cost_usd + price_usage(price, input_tokens, output_tokens), 6),
+    )
+
+
+def budget_breach(budgets: Budgets, usage: Usage) -> tuple[StopReason, str] | None:
+    """The budget this usage breaks, with a reason an operator can read, or None."""
+    if usage.total_tokens > budgets.max_total_tokens:
+        return (
+            StopReason.TOKEN_BUDGET,
+            f"token budget exceeded: {usage.total_tokens} tokens used, "
+            f"limit {budgets.max_total_tokens}",
+        )
+    if usage.cost_usd > budgets.max_cost_usd:
+        return (
+            StopReason.COST_BUDGET,
+            f"cost budget exceeded: ${usage.cost_usd:.6f} spent, limit ${budgets.max_cost_usd:.4f}",
+        )
+    return None
+
+
+def approval_reason(spec: ToolSpec, arguments: dict[str, Any]) -> str | None:
+    """Why this call needs a human, or None when it may run unattended.
+
+    Destructive tools always need one, whatever their rule says: the tier is the floor.
+    A threshold rule whose argument is missing or not a number also needs one (fail closed).
+    """
+    if spec.risk_tier is RiskTier.DESTRUCTIVE:
+        return f"{spec.name} is a destructive tool"
+    rule = spec.approval
+    if rule.mode == "always":
+        return f"{spec.name} always needs approval"
+    if rule.mode == "over_threshold" and rule.field is not None and rule.threshold is not None:
+        value = arguments.get(rule.field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{spec.name}: {rule.field} is not a number, so it cannot be checked"
+        if value > rule.threshold:
+            return f"{spec.name}: {rule.field}={value:g} is over the threshold {rule.threshold:g}"
+    return None
+
+
+def approver_error(
+    policy: ApprovalPolicy, approver: str, requester: str | None, *, is_escalated: bool
+) -> str | None:
+    """Why `approver` may not decide, or None when they may."""
+    allowed = set(policy.approvers)
+    if is_escalated:
+        allowed |= set(policy.escalate_to)
+    if requester is not None and approver == requester:
+        return f"{approver} started this run and cannot approve their own request"
+    if "*" in allowed or approver in allowed:
+        return None
+    names = ", ".join(sorted(allowed)) or "nobody"
+    return f"{approver} may not approve for this agent (allowed: {names})"

@@ -1,0 +1,357 @@
+"""Typed inputs, outputs, state, signals and queries of opsready workflows.
+
+Shared by workflows, activities and starters. Everything here is a pydantic model that
+travels through Temporal payloads, so field names are part of the public contract:
+renaming one breaks running histories and service code.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+AGENT_RUN_WORKFLOW = "AgentRun"
+DEFAULT_TASK_QUEUE = "opsready-agents"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    HALTED = "halted"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (RunStatus.RUNNING, RunStatus.AWAITING_APPROVAL)
+
+
+class StopReason(StrEnum):
+    """Machine-readable cause of a run's end, next to the human-readable `reason`."""
+
+    ANSWERED = "answered"
+    MAX_STEPS = "max_steps"
+    TOKEN_BUDGET = "token_budget"
+    COST_BUDGET = "cost_budget"
+    RUN_TIMEOUT = "run_timeout"
+    APPROVAL_REJECTED = "approval_rejected"
+    APPROVAL_TIMEOUT = "approval_timeout"
+    HALT = "halt"
+    MODEL_ERROR = "model_error"
+    CONFIG_ERROR = "config_error"
+
+
+class RiskTier(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    DESTRUCTIVE = "destructive"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests and human input ------------------------------------------------------------
+
+
+class AgentRunRequest(_Model):
+    """What a caller asks for. `checkpoint` is set only by continue-as-new."""
+
+    agent: str = Field(min_length=1, max_length=100)
+    input: str = Field(min_length=1, max_length=20_000)
+    user_id: str | None = None
+    tenant_id: str | None = None
+    request_id: str | None = None
+    metadata: dict[str, str] = Field(default_factory=dict)
+    checkpoint: RunCheckpoint | None = None
+
+    @field_validator("input")
+    @classmethod
+    def _input_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("input text is empty")
+        return value
+
+
+class ApprovalDecision(_Model):
+    """Payload of the `approval_decision` signal and the `decide` update."""
+
+    request_id: str | None = None
+    approved: bool
+    approver: str = Field(min_length=1, max_length=200)
+    comment: str | None = Field(default=None, max_length=2_000)
+
+
+class HaltRequest(_Model):
+    """Payload of the `halt` signal."""
+
+    reason: str = Field(min_length=1, max_length=2_000)
+    by: str = Field(min_length=1, max_length=200)
+
+
+# --- configuration resolved once per run -------------------------------------------------
+
+
+class ApprovalRule(_Model):
+    """When a tool call needs a human: never, always, or when an argument is over a threshold."""
+
+    mode: Literal["never", "always", "over_threshold"] = "never"
+    field: str | None = None
+    threshold: float | None = None
+
+
+class ToolSpec(_Model):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    risk_tier: RiskTier
+    timeout_seconds: float = 30.0
+    approval: ApprovalRule = Field(default_factory=ApprovalRule)
+
+
+class ApprovalPolicy(_Model):
+    approvers: list[str] = Field(default_factory=list)
+    escalate_to: list[str] = Field(default_factory=list)
+    timeout_seconds: float = 3600.0
+    escalation_timeout_seconds: float = 1800.0
+
+
+class Budgets(_Model):
+    max_steps: int = 8
+    max_total_tokens: int = 50_000
+    max_cost_usd: float = 1.0
+    run_timeout_seconds: float = 24 * 3600.0
+    continue_as_new_after_events: int = 5_000
+
+
+class ModelPrice(_Model):
+    input_per_million_usd: float
+    output_per_million_usd: float
+
+
+class RunConfig(_Model):
+    """Everything a run needs, resolved once by an activity and recorded in history."""
+
+    agent: str
+    agent_version: str
+    config_hash: str
+    prompt_version: str
+    system_prompt: str
+    provider: str
+    model: str
+    variant: str = "control"
+    max_output_tokens: int = 1024
+    model_timeout_seconds: float = 60.0
+    tools: list[ToolSpec]
+    budgets: Budgets
+    price: ModelPrice
+    approval: ApprovalPolicy
+
+    def tool(self, name: str) -> ToolSpec | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+
+class ConfigSummary(_Model):
+    agent_version: str
+    prompt_version: str
+    model: str
+    variant: str
+    config_hash: str
+
+
+class ResolveConfigInput(_Model):
+    agent: str
+    user_id: str | None = None
+    tenant_id: str | None = None
+
+
+# --- model and tool calls ----------------------------------------------------------------
+
+
+class ToolCallRequest(_Model):
+    """A tool call proposed by the model. `error` is set when it cannot be run as proposed."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    error: str | None = None
+
+
+class ChatMessage(_Model):
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class Usage(_Model):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+class ModelCallInput(_Model):
+    run_id: str
+    agent: str
+    step: int
+    provider: str
+    model: str
+    prompt_version: str
+    messages: list[ChatMessage]
+    tools: list[ToolSpec]
+    max_output_tokens: int
+
+
+class ModelCallResult(_Model):
+    message: ChatMessage
+    input_tokens: int
+    output_tokens: int
+    finish_reason: str = "stop"
+
+
+class ToolCallInput(_Model):
+    run_id: str
+    agent: str
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    idempotency_key: str
+
+
+class ToolCallResult(_Model):
+    ok: bool
+    output: Any = None
+    error: str | None = None
+    was_replayed: bool = False
+
+
+class NotifyApproversInput(_Model):
+    run_id: str
+    agent: str
+    approval: PendingApproval
+    recipients: list[str]
+    is_escalation: bool = False
+
+
+class RunOutcome(_Model):
+    """One finished run, as recorded for SLOs and canary comparisons."""
+
+    run_id: str
+    agent: str
+    variant: str
+    status: RunStatus
+    stop_reason: StopReason | None
+    steps: int
+    usage: Usage
+    safety_events: int
+    started_at: datetime
+    ended_at: datetime
+
+
+# --- what a run shows and returns --------------------------------------------------------
+
+ToolDecision = Literal[
+    "executed", "invalid", "denied", "rejected", "approval_timed_out", "halted", "failed"
+]
+
+
+class ToolCallRecord(_Model):
+    step: int
+    call_id: str
+    tool: str
+    risk_tier: RiskTier | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    decision: ToolDecision
+    ok: bool = False
+    output: Any = None
+    error: str | None = None
+    idempotency_key: str | None = None
+    approval_request_id: str | None = None
+
+
+class PendingApproval(_Model):
+    request_id: str
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    risk_tier: RiskTier
+    reason: str
+    requested_at: datetime
+    is_escalated: bool = False
+
+
+class ApprovalRecord(_Model):
+    request_id: str
+    tool: str
+    step: int
+    outcome: Literal["approved", "rejected", "timed_out", "halted"]
+    approver: str | None = None
+    comment: str | None = None
+    requested_at: datetime
+    decided_at: datetime
+    was_escalated: bool = False
+
+
+class SafetyEvent(_Model):
+    kind: str
+    step: int
+    detail: str
+    at: datetime
+
+
+class AgentRunState(_Model):
+    """The `state` query: where a run stands right now."""
+
+    agent: str
+    status: RunStatus = RunStatus.RUNNING
+    step: int = 0
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    tool_calls: list[ToolCallRecord] = Field(default_factory=list)
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
+    config: ConfigSummary | None = None
+    safety_events: list[SafetyEvent] = Field(default_factory=list)
+    output: str | None = None
+    reason: str | None = None
+    stop_reason: StopReason | None = None
+    started_at: datetime | None = None
+    continued_runs: int = 0
+
+
+class AgentRunResult(_Model):
+    status: RunStatus
+    output: str | None
+    reason: str | None
+    stop_reason: StopReason | None
+    steps: int
+    usage: Usage
+    tool_calls: list[ToolCallRecord]
+    approvals: list[ApprovalRecord]
+    safety_events: list[SafetyEvent]
+    config: ConfigSummary | None
+
+
+class RunCheckpoint(_Model):
+    """What continue-as-new carries into the next run of the same workflow id."""
+
+    config: RunConfig
+    messages: list[ChatMessage]
+    state: AgentRunState
+    deadline: datetime
+
+
+AgentRunRequest.model_rebuild()
+NotifyApproversInput.model_rebuild()
