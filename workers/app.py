@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from activities.models.openai_compat import OpenAICompatProvider
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -30,6 +29,8 @@ def default_tools(settings: Settings) -> list[Tool]:
 
 
 def default_providers(settings: Settings) -> dict[str, ModelProvider]:
+    from activities.models.openai_compat import OpenAICompatProvider
+
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     return {
         "local": LocalProvider(),

@@ -1,0 +1,166 @@
+"""One worker on the time-skipping server for the workflow tests, with test agents."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from activities.models.local import LocalProvider
+from activities.tools.ledger import Ledger
+from activities.tools.registry import Tool, ToolContext
+from activities.tools.support import support_tools
+from opsready.settings import PROJECT_ROOT, Settings
+from tests.conftest import write_agent
+from tests.fakes.scripted import Script, ScriptedProvider
+from workers.app import build_activities, build_worker
+from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState, RiskTier
+
+TESTER = """
+name = "{name}"
+version = "7.0.0"
+model = "scripted/test"
+prompt_version = "v2"
+
+[prompts.v2]
+system = "You are a test agent."
+
+[budgets]
+max_steps = {max_steps}
+max_total_tokens = {max_tokens}
+max_cost_usd = {max_cost}
+run_timeout_seconds = {run_timeout}
+continue_as_new_after_events = {can_events}
+
+[approval]
+approvers = ["alice", "bob"]
+escalate_to = ["lead"]
+timeout_seconds = 600
+escalation_timeout_seconds = 300
+
+[tools.search_kb]
+[tools.lookup_order]
+[tools.refund_order]
+approval = "over_threshold"
+threshold_field = "amount_usd"
+threshold = 50
+[tools.close_account]
+"""
+
+AGENTS: dict[str, dict[str, Any]] = {
+    "tester": {},
+    "tester-cheap": {"max_cost": 0.0003},
+    "tester-tokens": {"max_tokens": 250},
+    "tester-can": {"max_steps": 20, "can_events": 12},
+    "tester-timeout": {"run_timeout": 60},
+}
+DEFAULTS = {
+    "max_steps": 4,
+    "max_tokens": 100000,
+    "max_cost": 1.0,
+    "run_timeout": 86400,
+    "can_events": 5000,
+}
+
+
+class CloseAccountArgs(BaseModel):
+    account_id: str
+
+
+async def _close_account(args: CloseAccountArgs, ctx: ToolContext) -> dict[str, str]:
+    await ctx.ledger.record_effect(ctx.idempotency_key, "close_account", args.account_id)
+    return {"closed": args.account_id}
+
+
+@dataclass
+class Harness:
+    env: WorkflowEnvironment
+    client: Client
+    task_queue: str
+    scripted: ScriptedProvider
+    ledger: Ledger
+
+    def script(self, text: str, script: Script) -> str:
+        """Register a scenario; returns the unique input text that selects it."""
+        key = f"{text} [{uuid.uuid4().hex[:6]}]"
+        self.scripted.scripts[key] = script
+        return key
+
+    async def start(
+        self, agent: str, text: str, user_id: str | None = "customer-1"
+    ) -> WorkflowHandle[Any, AgentRunResult]:
+        return await self.client.start_workflow(
+            "AgentRun",
+            AgentRunRequest(agent=agent, input=text, user_id=user_id),
+            id=f"test-{agent}-{uuid.uuid4().hex[:8]}",
+            task_queue=self.task_queue,
+            result_type=AgentRunResult,
+        )
+
+    async def wait_for(
+        self,
+        handle: WorkflowHandle[Any, AgentRunResult],
+        predicate: Callable[[AgentRunState], bool],
+        timeout: float = 20,
+    ) -> AgentRunState:
+        """Poll the `state` query until `predicate` holds (a condition, not a sleep)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            state = await handle.query("state", result_type=AgentRunState)
+            if predicate(state):
+                return state
+            if loop.time() > deadline:
+                raise AssertionError(f"condition not met; last state: {state.status}")
+            await asyncio.sleep(0.05)
+
+    async def wait_for_status(
+        self, handle: WorkflowHandle[Any, AgentRunResult], status: str, timeout: float = 20
+    ) -> AgentRunState:
+        return await self.wait_for(handle, lambda state: state.status == status, timeout)
+
+
+@pytest.fixture(scope="module")
+async def harness(
+    time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Harness]:
+    root: Path = tmp_path_factory.mktemp("wf")
+    agents_dir = root / "agents"
+    for name, overrides in AGENTS.items():
+        write_agent(agents_dir, name, TESTER.format(name=name, **{**DEFAULTS, **overrides}))
+    (agents_dir / "support-triage.toml").write_text(
+        (PROJECT_ROOT / "agents" / "support-triage.toml").read_text()
+    )
+    settings = Settings(
+        agents_dir=agents_dir, data_dir=root / "data", task_queue=f"wf-{uuid.uuid4().hex[:8]}"
+    )
+    scripted = ScriptedProvider({})
+    tools = [
+        *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
+        Tool(
+            name="close_account",
+            description="Close a customer account.",
+            args=CloseAccountArgs,
+            risk_tier=RiskTier.DESTRUCTIVE,
+            fn=_close_account,
+        ),
+    ]
+    activities = build_activities(
+        settings, providers={"scripted": scripted, "local": LocalProvider()}, tools=tools
+    )
+    async with build_worker(time_env.client, settings, activities=activities):
+        yield Harness(
+            time_env,
+            time_env.client,
+            settings.task_queue,
+            scripted,
+            Ledger(settings.data_dir / "side_effects.sqlite"),
+        )
