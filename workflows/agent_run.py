@@ -15,11 +15,11 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows import activity_names as names
-from workflows import search_attributes as sa
+from workflows import visibility
 from workflows.approvals import ApprovalBook
 from workflows.policy import add_usage, approval_reason, budget_breach
 from workflows.types import (
@@ -30,7 +30,6 @@ from workflows.types import (
     ApprovalDecision,
     ApprovalRecord,
     ChatMessage,
-    ConfigSummary,
     HaltRequest,
     ModelCallInput,
     ModelCallResult,
@@ -127,8 +126,8 @@ class AgentRunWorkflow:
         if self._config is None:
             self._config = await self._resolve_config()
             if self._config is None:
-                return self._result()
-            self._state.config = _summary(self._config)
+                return visibility.result_of(self._state)
+            self._state.config = visibility.config_summary(self._config)
             self._state.started_at = workflow.now()
             self._deadline = workflow.now() + timedelta(
                 seconds=self._config.budgets.run_timeout_seconds
@@ -170,7 +169,7 @@ class AgentRunWorkflow:
                     f"run timeout of {budget:g}s reached",
                 )
         await self._record_outcome()
-        return self._result()
+        return visibility.result_of(self._state)
 
     async def _drive(self) -> None:
         config = self._config
@@ -460,69 +459,13 @@ class AgentRunWorkflow:
     def _set_status(self, status: RunStatus) -> None:
         self._state.status = status
         self._upsert_visibility()
-        workflow.set_current_details(self._details())
+        workflow.set_current_details(visibility.current_details(self._state))
 
     def _upsert_visibility(self) -> None:
-        state, request = self._state, self._request
-        updates: list[SearchAttributeUpdate[Any]] = [
-            sa.AGENT_NAME.value_set(request.agent),
-            sa.AGENT_STATUS.value_set(state.status.value),
-            sa.AGENT_VARIANT.value_set(state.config.variant if state.config else "control"),
-            sa.AGENT_COST_USD.value_set(state.usage.cost_usd),
-            sa.AGENT_TOKENS.value_set(state.usage.total_tokens),
-        ]
-        if request.user_id:
-            updates.append(sa.AGENT_USER.value_set(request.user_id))
-        if request.tenant_id:
-            updates.append(sa.AGENT_TENANT.value_set(request.tenant_id))
-        workflow.upsert_search_attributes(updates)
-        workflow.upsert_memo(
-            {
-                "status": state.status.value,
-                "reason": state.reason,
-                "step": state.step,
-                "cost_usd": state.usage.cost_usd,
-                "output_preview": (state.output or "")[:200] or None,
-            }
+        workflow.upsert_search_attributes(
+            visibility.search_attribute_updates(self._request, self._state)
         )
-
-    def _details(self) -> str:
-        state = self._state
-        lines = [f"**{state.status.value}** at step {state.step}"]
-        if state.reason:
-            lines.append(f"reason: {state.reason}")
-        for pending in state.pending_approvals:
-            escalated = " (escalated)" if pending.is_escalated else ""
-            lines.append(
-                f"waiting for approval{escalated}: {pending.reason} - request {pending.request_id}"
-            )
-        lines.append(f"tokens {state.usage.total_tokens}, cost ${state.usage.cost_usd:.4f}")
-        return "\n\n".join(lines)
-
-    def _result(self) -> AgentRunResult:
-        state = self._state
-        return AgentRunResult(
-            status=state.status,
-            output=state.output,
-            reason=state.reason,
-            stop_reason=state.stop_reason,
-            steps=state.step,
-            usage=state.usage,
-            tool_calls=state.tool_calls,
-            approvals=state.approvals,
-            safety_events=state.safety_events,
-            config=state.config,
-        )
-
-
-def _summary(config: RunConfig) -> ConfigSummary:
-    return ConfigSummary(
-        agent_version=config.agent_version,
-        prompt_version=config.prompt_version,
-        model=f"{config.provider}/{config.model}",
-        variant=config.variant,
-        config_hash=config.config_hash,
-    )
+        workflow.upsert_memo(visibility.memo(self._state))
 
 
 def _json(value: Any) -> str:

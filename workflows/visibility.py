@@ -1,0 +1,81 @@
+"""What a run shows outside itself: search attributes, memo, current details, its result.
+
+Pure functions of the run's request and state; `AgentRun` applies them on every status
+change so the Temporal UI list and detail pages say what each run is and where it stands.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio.common import SearchAttributeUpdate
+
+from workflows import search_attributes as sa
+from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState, ConfigSummary, RunConfig
+
+
+def search_attribute_updates(
+    request: AgentRunRequest, state: AgentRunState
+) -> list[SearchAttributeUpdate[Any]]:
+    updates: list[SearchAttributeUpdate[Any]] = [
+        sa.AGENT_NAME.value_set(request.agent),
+        sa.AGENT_STATUS.value_set(state.status.value),
+        sa.AGENT_VARIANT.value_set(state.config.variant if state.config else "control"),
+        sa.AGENT_COST_USD.value_set(state.usage.cost_usd),
+        sa.AGENT_TOKENS.value_set(state.usage.total_tokens),
+    ]
+    if request.user_id:
+        updates.append(sa.AGENT_USER.value_set(request.user_id))
+    if request.tenant_id:
+        updates.append(sa.AGENT_TENANT.value_set(request.tenant_id))
+    return updates
+
+
+def memo(state: AgentRunState) -> dict[str, Any]:
+    return {
+        "status": state.status.value,
+        "reason": state.reason,
+        "step": state.step,
+        "cost_usd": state.usage.cost_usd,
+        "output_preview": (state.output or "")[:200] or None,
+    }
+
+
+def current_details(state: AgentRunState) -> str:
+    """Markdown for the UI's "current details": status, what it waits for, spend."""
+    lines = [f"**{state.status.value}** at step {state.step}"]
+    if state.reason:
+        lines.append(f"reason: {state.reason}")
+    for pending in state.pending_approvals:
+        escalated = " (escalated)" if pending.is_escalated else ""
+        lines.append(
+            f"waiting for approval{escalated}: {pending.reason} - request {pending.request_id}; "
+            'signal `approval_decision` {"approved": true, "approver": "NAME"}'
+        )
+    lines.append(f"tokens {state.usage.total_tokens}, cost ${state.usage.cost_usd:.4f}")
+    return "\n\n".join(lines)
+
+
+def config_summary(config: RunConfig) -> ConfigSummary:
+    return ConfigSummary(
+        agent_version=config.agent_version,
+        prompt_version=config.prompt_version,
+        model=f"{config.provider}/{config.model}",
+        variant=config.variant,
+        config_hash=config.config_hash,
+    )
+
+
+def result_of(state: AgentRunState) -> AgentRunResult:
+    return AgentRunResult(
+        status=state.status,
+        output=state.output,
+        reason=state.reason,
+        stop_reason=state.stop_reason,
+        steps=state.step,
+        usage=state.usage,
+        tool_calls=state.tool_calls,
+        approvals=state.approvals,
+        safety_events=state.safety_events,
+        config=state.config,
+    )
