@@ -1,0 +1,125 @@
+"""The one logging set-up for workers and starters.
+
+structlog renders JSON lines in production and readable console lines in dev
+(OPSREADY_LOG_FORMAT=json|console; default: console on a terminal, JSON otherwise), and
+stdlib logging (temporalio's own loggers included) goes through the same processors, so
+every line carries the correlation fields bound in contextvars and passes redaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+import structlog
+from temporalio import activity, workflow
+from structlog.types import EventDict, Processor, WrappedLogger
+
+from opsready.redaction import Redactor
+
+# Fields temporalio's loggers attach as `extra`, lifted to top-level names.
+_TEMPORAL_EXTRA = {
+    "temporal_workflow": {
+        "workflow_id": "run_id",
+        "run_id": "temporal_run_id",
+        "workflow_type": "workflow_type",
+        "task_queue": "task_queue",
+        "attempt": "workflow_task_attempt",
+    },
+    "temporal_activity": {
+        "workflow_id": "run_id",
+        "workflow_run_id": "temporal_run_id",
+        "activity_type": "activity_type",
+        "attempt": "attempt",
+        "task_queue": "task_queue",
+    },
+}
+
+
+def lift_temporal_extra(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Turn temporalio's `temporal_workflow`/`temporal_activity` dicts into plain fields."""
+    for key, mapping in _TEMPORAL_EXTRA.items():
+        info = event_dict.pop(key, None)
+        if isinstance(info, dict):
+            for source, target in mapping.items():
+                if source in info:
+                    event_dict.setdefault(target, info[source])
+    return event_dict
+
+
+def redaction_processor(redactor: Redactor) -> Processor:
+    def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        return {key: redactor.redact(value, key) for key, value in event_dict.items()}
+
+    return redact
+
+
+def _drop_stdlib_noise(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    for key in ("_from_structlog", "_record", "positional_args"):
+        event_dict.pop(key, None)
+    return event_dict
+
+
+def shared_processors(redactor: Redactor) -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.ExtraAdder(),
+        lift_temporal_extra,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redaction_processor(redactor),
+    ]
+
+
+def log_format(explicit: str | None = None, stream: TextIO | None = None) -> str:
+    chosen = explicit or os.environ.get("OPSREADY_LOG_FORMAT", "").strip().lower()
+    if chosen in ("json", "console"):
+        return chosen
+    return "console" if (stream or sys.stderr).isatty() else "json"
+
+
+def configure_logging(
+    *,
+    fmt: str | None = None,
+    level: str | None = None,
+    stream: TextIO | None = None,
+    redactor: Redactor | None = None,
+) -> None:
+    """Configure structlog and the root stdlib logger; safe to call more than once."""
+    redactor = redactor or Redactor.from_env()
+    shared = shared_processors(redactor)
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(default=str)
+        if log_format(fmt, stream) == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _drop_stdlib_noise,
+            renderer,
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    # The fields are lifted into the record; temporalio need not repeat them in the message.
+    workflow.logger.workflow_info_on_message = False
+    activity.logger.activity_info_on_message = False
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel((level or os.environ.get("OPSREADY_LOG_LEVEL") or "INFO").upper())
+
+
+def get_logger(name: str) -> Any:
+    return structlog.stdlib.get_logger(name)
