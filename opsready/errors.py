@@ -31,3 +31,7 @@ class TemporalUnavailableError(OpsreadyError):
     """The Temporal server cannot be reached."""
 
     exit_code = 4
+
+
+class RunEndedError(OpsreadyError):
+    """A decision or halt was sent to a run that has already ended."""

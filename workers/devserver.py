@@ -87,6 +87,8 @@ class DevServer:
                 f"port {self.port} is already in use: is a Temporal server running? "
                 "Stop it, or use it with TEMPORAL_ADDRESS"
             )
+        if self._log_file is not None:
+            self._log_file.parent.mkdir(parents=True, exist_ok=True)
         log = open(self._log_file, "ab") if self._log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
             self.command(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True

@@ -1,0 +1,78 @@
+"""Human-readable output of the `opsready` CLI (the `--json` forms print the models as is)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starters.client import RunSummary, state_of
+from workflows.types import AgentRunResult, AgentRunState
+
+
+def _args(arguments: dict[str, Any]) -> str:
+    text = json.dumps(arguments, separators=(",", ":"), default=str)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def state_text(run_id: str, state: AgentRunState) -> str:
+    lines = [f"run       {run_id}", f"status    {state.status.value} at step {state.step}"]
+    if state.reason:
+        lines.append(f"reason    {state.reason}")
+    if state.config is not None:
+        c = state.config
+        lines.append(
+            f"agent     {state.agent} (version {c.agent_version}, prompt {c.prompt_version}, "
+            f"model {c.model}, variant {c.variant}, config {c.config_hash[:12]})"
+        )
+    else:
+        lines.append(f"agent     {state.agent}")
+    usage = state.usage
+    lines.append(
+        f"usage     {usage.input_tokens} in + {usage.output_tokens} out tokens, "
+        f"${usage.cost_usd:.6f}"
+    )
+    for pending in state.pending_approvals:
+        escalated = " (escalated)" if pending.is_escalated else ""
+        lines.append(
+            f"waiting   {pending.tool} {_args(pending.arguments)}{escalated}: {pending.reason}"
+        )
+        lines.append(f"          request {pending.request_id}")
+        lines.append(f"          opsready approve {run_id} --as NAME   (or: opsready reject ...)")
+    for call in state.tool_calls:
+        outcome = "ok" if call.ok else (call.error or "not run")
+        tier = call.risk_tier.value if call.risk_tier else "-"
+        lines.append(
+            f"tool      step {call.step} {call.tool} [{tier}] {call.decision}: {outcome[:100]}"
+        )
+    for approval in state.approvals:
+        by = f" by {approval.approver}" if approval.approver else ""
+        comment = f' "{approval.comment}"' if approval.comment else ""
+        lines.append(
+            f"approval  {approval.tool} {approval.outcome}{by}{comment} "
+            f"at {approval.decided_at:%Y-%m-%d %H:%M:%S}Z"
+        )
+    for event in state.safety_events:
+        lines.append(f"safety    step {event.step} {event.kind}: {event.detail}")
+    if state.output:
+        lines.append("output")
+        lines.extend(f"  {line}" for line in state.output.splitlines())
+    return "\n".join(lines)
+
+
+def result_text(run_id: str, agent: str, result: AgentRunResult) -> str:
+    return state_text(run_id, state_of(agent, result))
+
+
+def runs_table(runs: list[RunSummary]) -> str:
+    if not runs:
+        return "no runs"
+    header = f"{'run':<44} {'agent':<16} {'status':<18} {'tokens':>7} {'cost $':>9}  started"
+    lines = [header]
+    for run in runs:
+        started = f"{run.started_at:%Y-%m-%d %H:%M:%S}" if run.started_at else "-"
+        cost = f"{run.cost_usd:.6f}" if run.cost_usd is not None else "-"
+        lines.append(
+            f"{run.run_id:<44} {run.agent or '-':<16} {run.status:<18} "
+            f"{run.tokens if run.tokens is not None else '-':>7} {cost:>9}  {started}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,48 @@
+"""`opsready dev` / `make dev`: the local Temporal dev server with its UI, plus a worker,
+in the foreground until Ctrl-C. Data persists in `.temporal/dev.sqlite` between runs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from opsready.settings import Settings
+from workers.devserver import DevServer, is_port_open
+from workers.main import run_worker
+
+
+def run_dev(settings: Settings) -> int:
+    server: DevServer | None = None
+    address = os.environ.get("TEMPORAL_ADDRESS")
+    if address is None and is_port_open(7233):
+        address = "127.0.0.1:7233"
+        print("A Temporal server already listens on :7233; using it.")
+    if address is None:
+        server = DevServer(
+            settings,
+            db_file=Path(".temporal/dev.sqlite"),
+            log_file=Path(".temporal/server.log"),
+        )
+        print("Starting the Temporal dev server (data in .temporal/dev.sqlite)...")
+        server.start()
+        address = server.address
+    print(
+        f"\nTemporal:     {address} (namespace default)\n"
+        f"Temporal UI:  {settings.ui_url}/namespaces/default/workflows\n"
+        f"Task queue:   {settings.task_queue}\n"
+        "Try:          opsready run support-triage "
+        "'My headphones from order A-1002 arrived broken, refund please' --user me\n"
+        "              opsready list --status awaiting_approval\n"
+        "              opsready approve RUN --as alice\n"
+        "Ctrl-C stops the worker" + (" and the server.\n" if server else ".\n")
+    )
+    try:
+        asyncio.run(run_worker(settings, address=address))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if server is not None:
+            server.stop()
+            print("Stopped the Temporal dev server.")
+    return 0
