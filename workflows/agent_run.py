@@ -332,7 +332,7 @@ class AgentRunWorkflow:
                 await self._notify(config, pending, recipients, is_escalation=True)
                 await self._approvals.wait(pending, config.approval.escalation_timeout_seconds)
         except asyncio.CancelledError:
-            self._approvals.close(pending, halted=True)
+            self._approvals.close(pending, cancelled_by=self._halt)
             raise
         outcome = self._approvals.close(pending)
         if outcome.outcome == "approved":

@@ -12,6 +12,7 @@ from workflows.policy import approver_error
 from workflows.types import (
     AgentRunState,
     ApprovalDecision,
+    HaltRequest,
     ApprovalRecord,
     PendingApproval,
     RunConfig,
@@ -73,8 +74,11 @@ class ApprovalBook:
             return False
         return True
 
-    def close(self, pending: PendingApproval, *, halted: bool = False) -> ApprovalRecord:
-        """Take `pending` off the list and write its outcome into the audit."""
+    def close(
+        self, pending: PendingApproval, *, cancelled_by: HaltRequest | None = None
+    ) -> ApprovalRecord:
+        """Take `pending` off the list and write its outcome into the audit; `cancelled_by`
+        is the halt that stopped the wait, if one did."""
         self._state.pending_approvals = [
             p for p in self._state.pending_approvals if p.request_id != pending.request_id
         ]
@@ -82,14 +86,14 @@ class ApprovalBook:
         if decision is not None:
             outcome = "approved" if decision.approved else "rejected"
         else:
-            outcome = "halted" if halted else "timed_out"
+            outcome = "halted" if cancelled_by else "timed_out"
         record = ApprovalRecord(
             request_id=pending.request_id,
             tool=pending.tool,
             step=pending.step,
             outcome=outcome,
-            approver=decision.approver if decision else None,
-            comment=decision.comment if decision else None,
+            approver=decision.approver if decision else cancelled_by and cancelled_by.by,
+            comment=decision.comment if decision else cancelled_by and cancelled_by.reason,
             requested_at=pending.requested_at,
             decided_at=workflow.now(),
             was_escalated=pending.is_escalated,

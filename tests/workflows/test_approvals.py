@@ -150,6 +150,8 @@ async def test_halt_while_waiting_for_approval_stops_the_run(harness: Harness) -
     assert result.status is RunStatus.HALTED
     assert result.reason == "halted by oncall: incident 42"
     assert result.approvals[0].outcome == "halted"
+    assert result.approvals[0].approver == "oncall"
+    assert result.approvals[0].comment == "incident 42"
     assert await refunds_for(harness, handle.id) == []
 
 

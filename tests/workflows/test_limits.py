@@ -95,7 +95,7 @@ async def test_run_timeout_ends_a_run_waiting_for_approval(harness: Harness) -> 
     result = await (await harness.start("tester-timeout", harness.script("t", script))).result()
     assert (result.status, result.stop_reason) == (RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT)
     assert result.reason == "run timeout of 60s reached"
-    assert result.approvals[0].outcome == "halted"
+    assert (result.approvals[0].outcome, result.approvals[0].approver) == ("timed_out", None)
 
 
 async def test_model_failure_that_retries_cannot_fix_fails_the_run(harness: Harness) -> None:
