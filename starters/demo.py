@@ -1,0 +1,163 @@
+"""`opsready demo`: the support-triage agent through its four paths, end to end.
+
+Starts the local Temporal dev server (unless one already listens on :7233) and a worker,
+then runs: a message answered on its own; a refund over the threshold approved through
+the `opsready` CLI; one rejected; one halted while it waits. Prints what happened and where
+to look in the Temporal UI, then stops what it started. The same scenarios feed the
+golden histories (`opsready history record`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import subprocess
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from opsready.errors import OpsreadyError
+from opsready.logs import configure_logging
+from opsready.settings import Settings
+from starters.client import OpsreadyClient
+from workflows.types import AgentRunResult, RunStatus
+
+AGENT = "support-triage"
+
+# (name, customer message, action once it waits for approval)
+SCENARIOS: list[tuple[str, str, str | None]] = [
+    ("answered", "Where is my order A-1003? It was due days ago and it is late.", None),
+    ("approved", "My headphones from order A-1002 arrived broken, I want a refund.", "approve"),
+    ("rejected", "My office chair from order A-1004 arrived broken, refund me $240.", "reject"),
+    ("halted", "Order A-1002 arrived broken, I want my money back, refund $129.", "halt"),
+]
+
+# How a waiting run is acted on: (action, run id, address) -> None.
+Actor = Callable[[str, str, str], Awaitable[None]]
+
+
+@dataclass
+class ScenarioRun:
+    name: str
+    run_id: str
+    action: str | None
+    result: AgentRunResult
+
+
+async def cli_actor(action: str, run_id: str, address: str) -> None:
+    """Act through the real `opsready` CLI, as an operator would."""
+    args = {
+        "approve": ["approve", run_id, "--as", "alice", "--comment", "damaged in transit"],
+        "reject": ["reject", run_id, "--as", "bob", "--comment", "over the auto-refund limit"],
+        "halt": ["halt", run_id, "--reason", "demo: stop this run", "--by", "oncall"],
+    }[action]
+    command = [sys.executable, "-m", "starters.cli", "--address", address, *args]
+    print(f"    $ opsready {shlex.join(args)}")
+    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise OpsreadyError(f"`opsready {args[0]}` failed: {done.stderr.strip()}")
+
+
+async def run_scenarios(
+    client: OpsreadyClient, address: str, actor: Actor = cli_actor, prefix: str = "demo"
+) -> list[ScenarioRun]:
+    runs = []
+    for name, text, action in SCENARIOS:
+        request_id = f"{prefix}-{name}-{uuid.uuid4().hex[:6]}"
+        run_id = await client.start_run(
+            AGENT, text, user_id="customer-17", tenant_id="acme", request_id=request_id
+        )
+        print(f"  {name:<9} {run_id}: {text}")
+        if action is not None:
+            state = await _wait_until_awaiting(client, run_id)
+            pending = state.pending_approvals[0]
+            print(f"    waiting for approval: {pending.reason}")
+            await actor(action, run_id, address)
+        result = await client.result(run_id)
+        print(f"    -> {result.status.value}: {result.reason}")
+        runs.append(ScenarioRun(name, run_id, action, result))
+    return runs
+
+
+async def _wait_until_awaiting(client: OpsreadyClient, run_id: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        state = await client.state(run_id)
+        if state.status is RunStatus.AWAITING_APPROVAL:
+            return state
+        if state.status.is_terminal or loop.time() > deadline:
+            raise OpsreadyError(f"{run_id} did not wait for approval (status {state.status})")
+        await asyncio.sleep(0.1)
+
+
+def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
+    print("\nSummary")
+    print(f"  {'scenario':<9} {'status':<17} {'steps':>5} {'tokens':>7} {'cost $':>9}  approval")
+    for run in runs:
+        r = run.result
+        approval = ", ".join(f"{a.outcome} by {a.approver or '-'}" for a in r.approvals) or "-"
+        print(
+            f"  {run.name:<9} {r.status.value:<17} {r.steps:>5} "
+            f"{r.usage.input_tokens + r.usage.output_tokens:>7} {r.usage.cost_usd:>9.6f}  {approval}"
+        )
+    print("\nWhere to look")
+    print(f"  Temporal UI: {ui_url}/namespaces/default/workflows")
+    print("    each run: its summary, current details, the history of model and tool")
+    print("    activities (named in their summaries), the approval signal/update, the memo")
+    example = runs[1].run_id if len(runs) > 1 else runs[0].run_id
+    print(f"  One run:     {ui_url}/namespaces/default/workflows/{example}")
+    print("  CLI:         opsready list --agent support-triage")
+    print(f"               opsready status {example}")
+    print("  Temporal:    temporal workflow list --query \"AgentStatus='halted'\"")
+
+
+def run_demo(settings: Settings, *, keep_running: bool = False) -> int:
+    log_file = settings.data_dir / "demo.log"
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a") as log:
+        # The story goes to the terminal; the worker's JSON logs go to a file.
+        configure_logging(fmt="json", stream=log)
+        print(f"Worker logs (JSON lines): {log_file}")
+        return asyncio.run(_demo(settings, keep_running=keep_running))
+
+
+async def _demo(settings: Settings, *, keep_running: bool) -> int:
+    from workers.app import build_worker
+    from workers.devserver import DevServer, is_port_open
+
+    server: DevServer | None = None
+    address = os.environ.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233"
+    ui_url = settings.ui_url
+    if is_port_open(7233) or os.environ.get("TEMPORAL_ADDRESS"):
+        print(f"Using the Temporal server at {address}")
+    else:
+        server = DevServer(
+            settings,
+            db_file=Path(".temporal/dev.sqlite"),
+            log_file=Path(".temporal/server.log"),
+        )
+        print("Starting the Temporal dev server (UI on :8233, data in .temporal/dev.sqlite)")
+        await asyncio.to_thread(server.start)
+        address, ui_url = server.address, server.ui_url
+    try:
+        client = await OpsreadyClient.connect(settings, address=address)
+        async with build_worker(client.temporal, settings):
+            print(f"Worker polling task queue {settings.task_queue}\n")
+            print(f"Running the {AGENT} agent:")
+            runs = await run_scenarios(client, address)
+            print_summary(runs, ui_url)
+            if server is not None and (keep_running or sys.stdin.isatty()):
+                print("\nThe server and worker keep running so you can explore; Enter stops them.")
+                await asyncio.to_thread(sys.stdin.readline)
+        expected = ["completed", "completed", "rejected", "halted"]
+        ok = [r.result.status.value for r in runs] == expected
+        print("\nDemo " + ("passed" if ok else f"FAILED: expected {expected}"))
+        return 0 if ok else 1
+    finally:
+        if server is not None:
+            server.stop()
+            print("Stopped the Temporal dev server (its data stays in .temporal/)")
