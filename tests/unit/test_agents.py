@@ -72,11 +72,17 @@ def test_model_override_from_settings_and_its_price(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (('prompt_version = "v1"', 'prompt_version = "v3"'), "prompt_version 'v3' has no [prompts.v3]"),
+        (
+            ('prompt_version = "v1"', 'prompt_version = "v3"'),
+            "prompt_version 'v3' has no [prompts.v3]",
+        ),
         (('version = "1.2.0"', 'version = "1.2.0"\ncolour = "red"'), "field colour: unknown field"),
-        (("threshold = 10", ""), 'needs threshold_field and threshold'),
+        (("threshold = 10", ""), "needs threshold_field and threshold"),
         (('model = "openai/gpt-4o-mini"', 'model = "gpt"'), "field model"),
-        (("[tools.refund_order]", "[tools.launch_rockets]\n[tools.refund_order]"), "[tools.launch_rockets] names no registered tool"),
+        (
+            ("[tools.refund_order]", "[tools.launch_rockets]\n[tools.refund_order]"),
+            "[tools.launch_rockets] names no registered tool",
+        ),
         (("[prompts.v1]", "[prompts.v1"), "not valid TOML"),
     ],
 )
