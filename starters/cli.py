@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -252,5 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def entrypoint() -> None:
+    """The console script. Exits without interpreter teardown: temporalio's Rust threads can
+    abort a finalising interpreter (sdk-python issue #300), which would turn a finished
+    command into a crash. Everything is flushed first; child processes are already stopped."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entrypoint()
