@@ -14,8 +14,8 @@ import sys
 from typing import Any, TextIO
 
 import structlog
-from temporalio import activity, workflow
 from structlog.types import EventDict, Processor, WrappedLogger
+from temporalio import activity, workflow
 
 from opsready.redaction import Redactor
 

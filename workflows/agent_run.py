@@ -57,7 +57,7 @@ _MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
-    non_retryable_error_types=["ModelRequestRejected", "UnknownModelProvider"],
+    non_retryable_error_types=[names.MODEL_REQUEST_REJECTED, names.UNKNOWN_MODEL_PROVIDER],
 )
 _TOOL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),

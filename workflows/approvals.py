@@ -12,8 +12,8 @@ from workflows.policy import approver_error
 from workflows.types import (
     AgentRunState,
     ApprovalDecision,
-    HaltRequest,
     ApprovalRecord,
+    HaltRequest,
     PendingApproval,
     RunConfig,
 )

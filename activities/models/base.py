@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from workflows import activity_names as names
 from workflows.types import ModelCallInput, ModelCallResult
 
 
@@ -32,6 +33,6 @@ class errors:
     SERVER_ERROR = "ModelServerError"
     TIMEOUT = "ModelTimeout"
     CONNECTION = "ModelConnectionError"
-    REQUEST_REJECTED = "ModelRequestRejected"
+    REQUEST_REJECTED = names.MODEL_REQUEST_REJECTED
     BAD_RESPONSE = "ModelBadResponse"
-    UNKNOWN_PROVIDER = "UnknownModelProvider"
+    UNKNOWN_PROVIDER = names.UNKNOWN_MODEL_PROVIDER
