@@ -14,6 +14,7 @@ import sys
 from typing import Any, TextIO
 
 import structlog
+from opentelemetry import trace
 from structlog.types import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
@@ -49,6 +50,15 @@ def lift_temporal_extra(_: WrappedLogger, __: str, event_dict: EventDict) -> Eve
     return event_dict
 
 
+def add_trace_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """trace_id and span_id of the current OpenTelemetry span, when there is one."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
+
+
 def redaction_processor(redactor: Redactor) -> Processor:
     def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
         return {key: redactor.redact(value, key) for key, value in event_dict.items()}
@@ -69,6 +79,7 @@ def shared_processors(redactor: Redactor) -> list[Processor]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         lift_temporal_extra,
+        add_trace_context,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redaction_processor(redactor),

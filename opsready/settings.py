@@ -34,6 +34,7 @@ _ENV: dict[str, str] = {
     "OPSREADY_MAX_CONCURRENT_ACTIVITIES": "max_concurrent_activities",
     "OPSREADY_TEMPORAL_BIN": "temporal_bin",
     "OPSREADY_UI_URL": "ui_url",
+    "OPSREADY_METRICS_PORT": "metrics_port",
 }
 
 
@@ -52,6 +53,7 @@ class Settings(BaseModel):
     max_concurrent_activities: int = Field(default=100, ge=1)
     temporal_bin: str | None = None
     ui_url: str = "http://localhost:8233"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -39,6 +39,7 @@ from opsready.errors import (
 )
 from opsready.redaction import redact_text
 from opsready.settings import Settings
+from opsready.telemetry import Telemetry
 from starters.connection import connect
 from workflows import search_attributes as sa
 from workflows.types import (
@@ -104,9 +105,14 @@ class OpsreadyClient:
 
     @classmethod
     async def connect(
-        cls, settings: Settings | None = None, *, address: str | None = None
+        cls,
+        settings: Settings | None = None,
+        *,
+        address: str | None = None,
+        telemetry: Telemetry | None = None,
     ) -> OpsreadyClient:
-        return cls(await connect(address), settings)
+        """Connect with tracing on: every run's trace starts at its starter."""
+        return cls(await connect(address, telemetry=telemetry or Telemetry.create()), settings)
 
     # --- starting -------------------------------------------------------------------------
 

@@ -6,12 +6,18 @@ import os
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.contrib.opentelemetry import TracingInterceptor
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 
 from opsready.errors import ConfigError, TemporalUnavailableError
+from opsready.telemetry import Telemetry
 
 DEFAULT_ADDRESS = "localhost:7233"
+
+
+def tracing_interceptor(telemetry: Telemetry) -> TracingInterceptor:
+    return TracingInterceptor(telemetry.tracer)
 
 
 def connect_config(address: str | None = None) -> dict[str, Any]:
@@ -28,8 +34,14 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
     return config
 
 
-async def connect(address: str | None = None, **extra: Any) -> Client:
+async def connect(
+    address: str | None = None, *, telemetry: Telemetry | None = None, **extra: Any
+) -> Client:
+    """A client whose calls start traces (TracingInterceptor): the starter's span is the
+    root of the run's trace, and workers built on this client continue it."""
     config = connect_config(address)
+    if telemetry is not None:
+        extra["interceptors"] = [*extra.get("interceptors", []), tracing_interceptor(telemetry)]
     try:
         return await Client.connect(**config, data_converter=pydantic_data_converter, **extra)
     except RuntimeError as err:

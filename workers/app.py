@@ -19,6 +19,8 @@ from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolRegistry
 from activities.tools.support import support_tools
 from opsready.settings import Settings
+from opsready.telemetry import Telemetry
+from workers.interceptors import CorrelationInterceptor
 from workflows.agent_run import AgentRunWorkflow
 
 WORKFLOWS: list[type] = [AgentRunWorkflow]
@@ -48,18 +50,20 @@ def build_activities(
     providers: Mapping[str, ModelProvider] | None = None,
     tools: Sequence[Tool] | None = None,
     namespace: str = "default",
+    telemetry: Telemetry | None = None,
 ) -> list[Callable[..., Any]]:
+    telemetry = telemetry or Telemetry.create()
     registry = ToolRegistry(default_tools(settings) if tools is None else tools)
     ledger = Ledger(settings.data_dir / "side_effects.sqlite")
     models = ModelActivities(
-        default_providers(settings) if providers is None else providers, registry
+        default_providers(settings) if providers is None else providers, registry, telemetry
     )
-    notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace)
-    outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite")
+    notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
+    outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
     return [
         ConfigActivities(settings, registry).resolve_config,
         models.chat,
-        ToolActivities(registry, ledger).run_tool,
+        ToolActivities(registry, ledger, telemetry).run_tool,
         notify.notify_approvers,
         outcomes.record_outcome,
     ]
@@ -82,5 +86,6 @@ def build_worker(
         else build_activities(settings, namespace=client.namespace),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
+        interceptors=[CorrelationInterceptor()],
         **worker_options,
     )

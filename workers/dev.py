@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from opsready.settings import Settings
+from opsready.telemetry import export_summary
 from workers.devserver import DevServer, is_port_open
 from workers.main import run_worker
 
@@ -31,6 +32,8 @@ def run_dev(settings: Settings) -> int:
         f"\nTemporal:     {address} (namespace default)\n"
         f"Temporal UI:  {settings.ui_url}/namespaces/default/workflows\n"
         f"Task queue:   {settings.task_queue}\n"
+        f"Telemetry:    {export_summary().removeprefix('telemetry: ')}\n"
+        "Logs:         this terminal (OPSREADY_LOG_FORMAT=json|console)\n"
         "Try:          opsready run support-triage "
         "'My headphones from order A-1002 arrived broken, refund please' --user me\n"
         "              opsready list --status awaiting_approval\n"

@@ -6,10 +6,12 @@ import asyncio
 import signal
 
 import structlog
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from opsready.settings import Settings
+from opsready.telemetry import Telemetry, export_summary
 from starters.connection import connect
-from workers.app import build_worker
+from workers.app import build_activities, build_worker
 
 log = structlog.get_logger("opsready.worker")
 
@@ -18,12 +20,17 @@ async def run_worker(
     settings: Settings, *, address: str | None = None, ready: asyncio.Event | None = None
 ) -> None:
     """Poll the task queue until SIGINT/SIGTERM, then finish in-flight tasks and stop."""
-    client = await connect(address)
+    telemetry = Telemetry.create()
+    client = await connect(address, telemetry=telemetry, runtime=sdk_runtime(settings))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    worker = build_worker(client, settings)
+    worker = build_worker(
+        client,
+        settings,
+        activities=build_activities(settings, namespace=client.namespace, telemetry=telemetry),
+    )
     async with worker:
         log.info(
             "worker started",
@@ -31,7 +38,18 @@ async def run_worker(
             namespace=client.namespace,
             temporal=client.service_client.config.target_host,
         )
+        log.info(export_summary())
         if ready is not None:
             ready.set()
         await stop.wait()
         log.info("worker stopping")
+    telemetry.shutdown()
+
+
+def sdk_runtime(settings: Settings) -> Runtime | None:
+    """Temporal SDK metrics on a Prometheus endpoint when OPSREADY_METRICS_PORT is set."""
+    if settings.metrics_port is None:
+        return None
+    bind = f"0.0.0.0:{settings.metrics_port}"
+    log.info("temporal sdk metrics", prometheus=f"http://{bind}/metrics")
+    return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))

@@ -1,0 +1,174 @@
+"""OpenTelemetry for workers and starters: one `Telemetry` object holding the tracer, the
+meter and opsready's instruments, passed explicitly to whatever records (tests build one
+on in-memory exporters; processes build one from the standard OTEL_* variables).
+
+With no OTEL exporter endpoint set, spans and metrics are still produced in-process (so
+logs carry trace ids) but nothing is exported and nothing breaks.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from opsready.redaction import Redactor
+
+SCOPE = "opsready"
+
+# Bucket boundaries: seconds for latencies, tokens for usage, USD for cost.
+_SECONDS = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0]
+_TOKENS = [16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0]
+_USD = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]
+
+
+@dataclass
+class Instruments:
+    """Every metric opsready records. Labels: agent, variant, and what the metric is by."""
+
+    token_usage: metrics.Histogram
+    operation_duration: metrics.Histogram
+    runs: metrics.Counter
+    run_duration: metrics.Histogram
+    run_steps: metrics.Histogram
+    run_cost: metrics.Histogram
+    successful_run_cost: metrics.Histogram
+    tool_calls: metrics.Counter
+    tool_errors: metrics.Counter
+    approvals: metrics.Counter
+    approval_wait: metrics.Histogram
+    safety_events: metrics.Counter
+
+    @classmethod
+    def create(cls, meter: metrics.Meter) -> Instruments:
+        def hist(name: str, unit: str, description: str, buckets: list[float]) -> Any:
+            return meter.create_histogram(
+                name,
+                unit=unit,
+                description=description,
+                explicit_bucket_boundaries_advisory=buckets,
+            )
+
+        return cls(
+            token_usage=hist(
+                "gen_ai.client.token.usage", "{token}", "Tokens per model call", _TOKENS
+            ),
+            operation_duration=hist(
+                "gen_ai.client.operation.duration", "s", "Model call duration", _SECONDS
+            ),
+            runs=meter.create_counter("opsready.runs", "{run}", "Runs ended, by final status"),
+            run_duration=hist("opsready.run.duration", "s", "Run latency, start to end", _SECONDS),
+            run_steps=hist(
+                "opsready.run.steps",
+                "{step}",
+                "Steps per run",
+                [1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 20.0],
+            ),
+            run_cost=hist("opsready.run.cost", "USD", "Cost per run", _USD),
+            successful_run_cost=hist(
+                "opsready.run.successful_cost", "USD", "Cost per completed run", _USD
+            ),
+            tool_calls=meter.create_counter("opsready.tool.calls", "{call}", "Tool calls by tool"),
+            tool_errors=meter.create_counter(
+                "opsready.tool.errors", "{call}", "Tool calls that failed, by tool"
+            ),
+            approvals=meter.create_counter(
+                "opsready.approvals",
+                "{approval}",
+                "Approval events: requested, approved, rejected, timed_out, halted",
+            ),
+            approval_wait=hist(
+                "opsready.approval.wait", "s", "Time from approval request to decision", _SECONDS
+            ),
+            safety_events=meter.create_counter(
+                "opsready.safety_events", "{event}", "Safety events by kind"
+            ),
+        )
+
+
+@dataclass
+class Telemetry:
+    tracer: trace.Tracer
+    meter: metrics.Meter
+    instruments: Instruments
+    redactor: Redactor = field(default_factory=Redactor.from_env)
+    log_content: bool = False
+    providers: tuple[Any, ...] = ()
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        span_processors: list[SpanProcessor] | None = None,
+        metric_readers: list[MetricReader] | None = None,
+        service_name: str = "opsready",
+        env: Mapping[str, str] | None = None,
+    ) -> Telemetry:
+        """Providers of our own (never the global ones, so tests and processes can hold
+        several); exporters from `span_processors`/`metric_readers` or from OTEL_* env."""
+        env = os.environ if env is None else env
+        resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", service_name)})
+        tracer_provider = TracerProvider(resource=resource)
+        for processor in span_processors if span_processors is not None else _env_spans(env):
+            tracer_provider.add_span_processor(processor)
+        readers = metric_readers if metric_readers is not None else _env_readers(env)
+        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        meter = meter_provider.get_meter(SCOPE)
+        return cls(
+            tracer=tracer_provider.get_tracer(SCOPE),
+            meter=meter,
+            instruments=Instruments.create(meter),
+            log_content=env.get("OPSREADY_LOG_CONTENT", "").lower() in ("1", "true", "yes"),
+            providers=(tracer_provider, meter_provider),
+        )
+
+    def attributes(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Span attributes / metric labels passed through redaction, Nones dropped."""
+        return {
+            key: self.redactor.redact(value, key.rsplit(".", 1)[-1])
+            for key, value in values.items()
+            if value is not None
+        }
+
+    def shutdown(self) -> None:
+        for provider in self.providers:
+            provider.shutdown()
+
+
+def _endpoint(env: Mapping[str, str], signal: str) -> str | None:
+    return env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or env.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+
+
+def _env_spans(env: Mapping[str, str]) -> list[SpanProcessor]:
+    if not _endpoint(env, "TRACES") or env.get("OTEL_TRACES_EXPORTER") == "none":
+        return []
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    return [BatchSpanProcessor(OTLPSpanExporter())]
+
+
+def _env_readers(env: Mapping[str, str]) -> list[MetricReader]:
+    if not _endpoint(env, "METRICS") or env.get("OTEL_METRICS_EXPORTER") == "none":
+        return []
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+    return [PeriodicExportingMetricReader(OTLPMetricExporter())]
+
+
+def export_summary(env: Mapping[str, str] | None = None) -> str:
+    """One line for `opsready dev`/`worker`: where telemetry goes."""
+    env = os.environ if env is None else env
+    traces, metrics_ = _endpoint(env, "TRACES"), _endpoint(env, "METRICS")
+    if not traces and not metrics_:
+        return "telemetry: not exported (set OTEL_EXPORTER_OTLP_ENDPOINT to export over OTLP/HTTP)"
+    return f"telemetry: traces -> {traces or 'off'}, metrics -> {metrics_ or 'off'} (OTLP/HTTP)"

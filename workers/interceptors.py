@@ -1,0 +1,75 @@
+"""The correlation interceptor: binds the fields every log line of an activity or a
+workflow carries (run id, Temporal run id, agent, step, activity type and attempt, user,
+tenant) into structlog's contextvars, so no function binds them by hand. Trace and span
+ids are added per line from the current OpenTelemetry span (opsready.logs)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from temporalio import activity, workflow
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    ExecuteWorkflowInput,
+    Interceptor,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+)
+
+
+def _run_fields(arg: Any) -> dict[str, Any]:
+    """What an opsready activity or workflow input says about its run."""
+    context = getattr(arg, "context", None)
+    fields = {
+        "agent": getattr(arg, "agent", None),
+        "user_id": getattr(context or arg, "user_id", None),
+        "tenant_id": getattr(context or arg, "tenant_id", None),
+    }
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+class _ActivityInbound(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        info = activity.info()
+        arg = input.args[0] if input.args else None
+        fields: dict[str, Any] = {
+            "run_id": info.workflow_id,
+            "temporal_run_id": info.workflow_run_id,
+            "activity_type": info.activity_type,
+            "attempt": info.attempt,
+            **_run_fields(arg),
+        }
+        step = getattr(arg, "step", None)
+        if step is not None:
+            fields["step"] = step
+        tokens = structlog.contextvars.bind_contextvars(**fields)
+        try:
+            return await self.next.execute_activity(input)
+        finally:
+            structlog.contextvars.reset_contextvars(**tokens)
+
+
+class _WorkflowInbound(WorkflowInboundInterceptor):
+    async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+        # Runs inside the workflow's task: the binding reaches every line the run logs
+        # (workflow.logger, which is silent during replay). Binding has no effect on the
+        # commands the workflow emits, so it is safe for determinism.
+        info = workflow.info()
+        structlog.contextvars.bind_contextvars(
+            run_id=info.workflow_id,
+            temporal_run_id=info.run_id,
+            **_run_fields(input.args[0] if input.args else None),
+        )
+        return await self.next.execute_workflow(input)
+
+
+class CorrelationInterceptor(Interceptor):
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _ActivityInbound(next)
+
+    def workflow_interceptor_class(
+        self, input: WorkflowInterceptorClassInput
+    ) -> type[WorkflowInboundInterceptor] | None:
+        return _WorkflowInbound
