@@ -7,6 +7,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from opsready.telemetry import Telemetry
 from workflows import activity_names as names
 from workflows.types import NotifyApproversInput
 
@@ -14,10 +15,17 @@ log = structlog.get_logger("opsready.approvals")
 
 
 class NotifyActivities:
-    def __init__(self, webhook_url: str | None, ui_url: str, namespace: str = "default") -> None:
+    def __init__(
+        self,
+        webhook_url: str | None,
+        ui_url: str,
+        namespace: str = "default",
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self._webhook_url = webhook_url
         self._ui_url = ui_url.rstrip("/")
         self._namespace = namespace
+        self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
 
     @activity.defn(name=names.NOTIFY_APPROVERS)
     async def notify_approvers(self, notice: NotifyApproversInput) -> None:
@@ -35,6 +43,12 @@ class NotifyActivities:
             "approve_with": f"opsready approve {notice.run_id} --request-id "
             f"{approval.request_id} --as NAME",
         }
+        if activity.info().attempt == 1:
+            event = "escalated" if notice.is_escalation else "requested"
+            labels = {"opsready.agent": notice.agent, "opsready.variant": notice.context.variant}
+            self._telemetry.instruments.approvals.add(
+                1, self._telemetry.attributes({**labels, "event": event})
+            )
         if self._webhook_url is None:
             log.warning("approval notice (no OPSREADY_APPROVAL_WEBHOOK_URL set)", **payload)
             return

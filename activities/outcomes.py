@@ -6,10 +6,14 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import structlog
 from temporalio import activity
 
+from opsready.telemetry import Telemetry
 from workflows import activity_names as names
-from workflows.types import RunOutcome
+from workflows.types import RunOutcome, RunStatus
+
+log = structlog.get_logger("opsready.run")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outcomes (
@@ -24,8 +28,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 
 class OutcomeStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, telemetry: Telemetry | None = None) -> None:
         self.path = path
+        self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
         path.parent.mkdir(parents=True, exist_ok=True)
         with sqlite3.connect(path) as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -54,3 +59,38 @@ class OutcomeStore:
     @activity.defn(name=names.RECORD_OUTCOME)
     async def record_outcome(self, outcome: RunOutcome) -> None:
         await asyncio.to_thread(self._write, outcome)
+        if activity.info().attempt == 1:  # a retry after a lost reply must not count twice
+            self._measure(outcome)
+
+    def _measure(self, outcome: RunOutcome) -> None:
+        """Run-level metrics, once per run: status, latency, steps, cost, approvals, safety."""
+        t = self._telemetry
+        labels = t.attributes(
+            {"opsready.agent": outcome.agent, "opsready.variant": outcome.variant}
+        )
+        m = t.instruments
+        seconds = (outcome.ended_at - outcome.started_at).total_seconds()
+        m.runs.add(1, {**labels, "status": outcome.status.value})
+        m.run_duration.record(seconds, {**labels, "status": outcome.status.value})
+        m.run_steps.record(outcome.steps, labels)
+        m.run_cost.record(outcome.usage.cost_usd, labels)
+        if outcome.status is RunStatus.COMPLETED:
+            m.successful_run_cost.record(outcome.usage.cost_usd, labels)
+        for approval in outcome.approvals:
+            m.approvals.add(1, {**labels, "event": approval.outcome})
+            wait = (approval.decided_at - approval.requested_at).total_seconds()
+            m.approval_wait.record(wait, {**labels, "outcome": approval.outcome})
+        for kind in outcome.safety_kinds:
+            m.safety_events.add(1, {**labels, "kind": kind})
+        log.info(
+            "run ended",
+            status=outcome.status.value,
+            stop_reason=outcome.stop_reason.value if outcome.stop_reason else None,
+            steps=outcome.steps,
+            input_tokens=outcome.usage.input_tokens,
+            output_tokens=outcome.usage.output_tokens,
+            cost_usd=outcome.usage.cost_usd,
+            duration_s=round(seconds, 3),
+            approvals=[a.outcome for a in outcome.approvals],
+            safety_events=outcome.safety_kinds,
+        )

@@ -38,6 +38,7 @@ from workflows.types import (
     ResolveConfigInput,
     RunCheckpoint,
     RunConfig,
+    RunContext,
     RunOutcome,
     RunStatus,
     SafetyEvent,
@@ -242,6 +243,8 @@ class AgentRunWorkflow:
                     messages=self._messages,
                     tools=config.tools,
                     max_output_tokens=config.max_output_tokens,
+                    context=self._context(),
+                    price=config.price,
                 ),
                 result_type=ModelCallResult,
                 start_to_close_timeout=timedelta(seconds=config.model_timeout_seconds + 5),
@@ -299,7 +302,8 @@ class AgentRunWorkflow:
                     f"approval for {spec.name} timed out after escalation; action not taken",
                 )
                 return False
-        result, has_failed = await self._run_tool(config, call, spec)
+        decision = "approved" if reason is not None else "auto"
+        result, has_failed = await self._run_tool(config, call, spec, decision)
         record.decision = "failed" if has_failed else "executed"
         record.ok, record.output, record.error = result.ok, result.output, result.error
         record.idempotency_key = self._idempotency_key(call)
@@ -321,6 +325,16 @@ class AgentRunWorkflow:
         )
         self._approvals.open(pending)
         self._set_status(RunStatus.AWAITING_APPROVAL)
+        workflow.logger.info(
+            "approval requested",
+            extra={
+                "approval_event": "requested",
+                "request_id": pending.request_id,
+                "tool": spec.name,
+                "reason": reason,
+                "step": pending.step,
+            },
+        )
         try:
             await self._notify(config, pending, config.approval.approvers)
             decided = await self._approvals.wait(pending, config.approval.timeout_seconds)
@@ -332,15 +346,16 @@ class AgentRunWorkflow:
                 await self._notify(config, pending, recipients, is_escalation=True)
                 await self._approvals.wait(pending, config.approval.escalation_timeout_seconds)
         except asyncio.CancelledError:
-            self._approvals.close(pending, cancelled_by=self._halt)
+            self._log_approval(self._approvals.close(pending, cancelled_by=self._halt))
             raise
         outcome = self._approvals.close(pending)
+        self._log_approval(outcome)
         if outcome.outcome == "approved":
             self._set_status(RunStatus.RUNNING)
         return outcome
 
     async def _run_tool(
-        self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec
+        self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, decision: str
     ) -> tuple[ToolCallResult, bool]:
         """The tool's result, and whether the activity failed for good (retries spent)."""
         timeout = timedelta(seconds=spec.timeout_seconds)
@@ -355,6 +370,9 @@ class AgentRunWorkflow:
                     tool=spec.name,
                     arguments=call.arguments,
                     idempotency_key=self._idempotency_key(call),
+                    context=self._context(),
+                    risk_tier=spec.risk_tier,
+                    decision=decision,
                 ),
                 result_type=ToolCallResult,
                 start_to_close_timeout=timeout,
@@ -384,6 +402,7 @@ class AgentRunWorkflow:
                     approval=pending,
                     recipients=recipients,
                     is_escalation=is_escalation,
+                    context=self._context(),
                 ),
                 start_to_close_timeout=timedelta(seconds=15),
                 retry_policy=_SIDE_RETRY,
@@ -426,6 +445,9 @@ class AgentRunWorkflow:
                     safety_events=len(state.safety_events),
                     started_at=state.started_at or workflow.now(),
                     ended_at=workflow.now(),
+                    context=self._context(),
+                    safety_kinds=[event.kind for event in state.safety_events],
+                    approvals=state.approvals,
                 ),
                 start_to_close_timeout=timedelta(seconds=15),
                 retry_policy=_SIDE_RETRY,
@@ -436,6 +458,14 @@ class AgentRunWorkflow:
 
     # --- bookkeeping ----------------------------------------------------------------------
 
+    def _context(self) -> RunContext:
+        config = self._state.config
+        return RunContext(
+            user_id=self._request.user_id,
+            tenant_id=self._request.tenant_id,
+            variant=config.variant if config else "control",
+        )
+
     def _idempotency_key(self, call: ToolCallRequest) -> str:
         return f"{workflow.info().workflow_id}:{self._state.step}:{call.id}"
 
@@ -445,9 +475,28 @@ class AgentRunWorkflow:
             ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=text)
         )
 
+    def _log_approval(self, record: ApprovalRecord) -> None:
+        workflow.logger.info(
+            f"approval {record.outcome}",
+            extra={
+                "approval_event": record.outcome,
+                "request_id": record.request_id,
+                "tool": record.tool,
+                "approver": record.approver,
+                "comment": record.comment,
+                "was_escalated": record.was_escalated,
+                "wait_s": (record.decided_at - record.requested_at).total_seconds(),
+                "step": record.step,
+            },
+        )
+
     def _safety(self, kind: str, detail: str) -> None:
         self._state.safety_events.append(
             SafetyEvent(kind=kind, step=self._state.step, detail=detail, at=workflow.now())
+        )
+        workflow.logger.warning(
+            "safety event",
+            extra={"kind": kind, "detail": detail, "step": self._state.step},
         )
 
     def _finish(self, status: RunStatus, stop_reason: StopReason, reason: str) -> None:

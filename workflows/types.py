@@ -201,6 +201,15 @@ class Usage(_Model):
         return self.input_tokens + self.output_tokens
 
 
+class RunContext(_Model):
+    """Who a run is for and which variant it runs: carried on every activity input so
+    logs, spans and metrics are correlated without a lookup."""
+
+    user_id: str | None = None
+    tenant_id: str | None = None
+    variant: str = "control"
+
+
 class ModelCallInput(_Model):
     run_id: str
     agent: str
@@ -211,6 +220,8 @@ class ModelCallInput(_Model):
     messages: list[ChatMessage]
     tools: list[ToolSpec]
     max_output_tokens: int
+    context: RunContext = Field(default_factory=RunContext)
+    price: ModelPrice | None = None
 
 
 class ModelCallResult(_Model):
@@ -228,6 +239,9 @@ class ToolCallInput(_Model):
     tool: str
     arguments: dict[str, Any]
     idempotency_key: str
+    context: RunContext = Field(default_factory=RunContext)
+    risk_tier: RiskTier | None = None
+    decision: str = "auto"  # "auto" (no approval needed) or "approved"
 
 
 class ToolCallResult(_Model):
@@ -243,6 +257,7 @@ class NotifyApproversInput(_Model):
     approval: PendingApproval
     recipients: list[str]
     is_escalation: bool = False
+    context: RunContext = Field(default_factory=RunContext)
 
 
 class RunOutcome(_Model):
@@ -258,6 +273,9 @@ class RunOutcome(_Model):
     safety_events: int
     started_at: datetime
     ended_at: datetime
+    context: RunContext = Field(default_factory=RunContext)
+    safety_kinds: list[str] = Field(default_factory=list)
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
 
 
 # --- what a run shows and returns --------------------------------------------------------
@@ -355,3 +373,4 @@ class RunCheckpoint(_Model):
 
 AgentRunRequest.model_rebuild()
 NotifyApproversInput.model_rebuild()
+RunOutcome.model_rebuild()
