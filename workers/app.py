@@ -30,7 +30,9 @@ def default_tools(settings: Settings) -> list[Tool]:
     return support_tools(settings.agents_dir / "data" / "support-triage")
 
 
-def default_providers(settings: Settings) -> dict[str, ModelProvider]:
+def default_providers(
+    settings: Settings, telemetry: Telemetry | None = None
+) -> dict[str, ModelProvider]:
     from activities.models.openai_compat import OpenAICompatProvider
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
@@ -40,6 +42,7 @@ def default_providers(settings: Settings) -> dict[str, ModelProvider]:
             base_url=settings.openai_base_url,
             api_key=key,
             timeout_seconds=settings.model_timeout_seconds,
+            tracer=telemetry.tracer if telemetry else None,
         ),
     }
 
@@ -56,7 +59,9 @@ def build_activities(
     registry = ToolRegistry(default_tools(settings) if tools is None else tools)
     ledger = Ledger(settings.data_dir / "side_effects.sqlite")
     models = ModelActivities(
-        default_providers(settings) if providers is None else providers, registry, telemetry
+        default_providers(settings, telemetry) if providers is None else providers,
+        registry,
+        telemetry,
     )
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)

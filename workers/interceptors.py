@@ -42,6 +42,9 @@ class _ActivityInbound(ActivityInboundInterceptor):
             **_run_fields(arg),
         }
         step = getattr(arg, "step", None)
+        if step is None:  # an approval notice, or the run's outcome (its last step)
+            step = getattr(getattr(arg, "approval", None), "step", None)
+            step = getattr(arg, "steps", None) if step is None else step
         if step is not None:
             fields["step"] = step
         tokens = structlog.contextvars.bind_contextvars(**fields)

@@ -14,6 +14,9 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from opentelemetry import trace
+from opentelemetry.propagate import inject
+from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.exceptions import ApplicationError
 
@@ -66,7 +69,9 @@ class OpenAICompatProvider:
         api_key: str | None,
         timeout_seconds: float,
         transport: httpx.AsyncBaseTransport | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        self._tracer = tracer or trace.get_tracer("opsready.http")
         self._api_key = api_key
         self._timeout_seconds = timeout_seconds
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -88,7 +93,7 @@ class OpenAICompatProvider:
         try:
             # httpx's timeout bounds each read; a server that trickles bytes is bounded here.
             async with asyncio.timeout(self._timeout_seconds):
-                response = await self._client.post("chat/completions", json=body)
+                response = await self._post(body)
         except TimeoutError:
             raise self._error(
                 f"no complete answer within {self._timeout_seconds:g}s", errors.TIMEOUT
@@ -106,6 +111,29 @@ class OpenAICompatProvider:
         if response.is_success:
             return self._parse(response)
         raise self._status_error(response)
+
+    async def _post(self, body: dict[str, Any]) -> httpx.Response:
+        """The HTTP call as a client span under the caller's (model) span, with the trace
+        context propagated to the server in `traceparent`."""
+        url = self._client.base_url.join("chat/completions")
+        with self._tracer.start_as_current_span(
+            "POST",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "http.request.method": "POST",
+                "url.full": str(url),
+                "server.address": url.host,
+                "server.port": url.port or (443 if url.scheme == "https" else 80),
+            },
+        ) as span:
+            headers: dict[str, str] = {}
+            inject(headers)
+            response = await self._client.post(url, json=body, headers=headers)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_attribute("error.type", str(response.status_code))
+                span.set_status(StatusCode.ERROR)
+            return response
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -8,6 +8,9 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.exceptions import ApplicationError
 
 from activities.models.base import errors
@@ -250,3 +253,25 @@ async def test_malformed_body_is_a_retryable_bad_response(
     fake_openai.raw(200, body)
     err = await failure(provider)
     assert err.type == errors.BAD_RESPONSE and not err.non_retryable
+
+
+async def test_http_call_is_a_child_span_and_propagates_the_trace(fake_openai: FakeOpenAI) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    tracer = tracer_provider.get_tracer("test")
+    model = OpenAICompatProvider(
+        fake_openai.base_url, api_key=KEY, timeout_seconds=5, tracer=tracer
+    )
+    with tracer.start_as_current_span("activity") as parent:
+        await model.complete(request())
+    await model.aclose()
+
+    http = next(span for span in spans.get_finished_spans() if span.name == "POST")
+    assert http.parent is not None
+    assert http.parent.span_id == parent.get_span_context().span_id
+    assert http.attributes is not None
+    assert http.attributes["http.response.status_code"] == 200
+    assert str(http.attributes["url.full"]).endswith("/chat/completions")
+    trace_id = format(parent.get_span_context().trace_id, "032x")
+    assert trace_id in fake_openai.requests[0].headers["traceparent"]
