@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-running", action="store_true", help="keep the server up after the demo"
     )
 
+    bench = commands.add_parser("bench", help="benchmarks (not part of make test)")
+    bench_commands = bench.add_subparsers(dest="bench_command", required=True)
+    overhead = bench_commands.add_parser(
+        "telemetry", help="worker CPU per run with telemetry on vs off"
+    )
+    overhead.add_argument("--runs", type=int, default=40, help="runs per round (40)")
+    overhead.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
+
     history = commands.add_parser("history", help="golden histories for the replay tests")
     history_commands = history.add_subparsers(dest="history_command", required=True)
     record = history_commands.add_parser("record", help="record the demo scenarios' histories")
@@ -201,6 +209,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, keep_running=args.keep_running)
 
 
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from starters.bench import run_bench
+
+    if args.runs < 1 or args.rounds < 1:
+        raise OpsreadyError("--runs and --rounds must be at least 1")
+    return run_bench(args.runs, args.rounds)
+
+
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     from starters.history import record
 
@@ -221,6 +237,7 @@ COMMANDS: dict[str, Command] = {
     "dev": cmd_dev,
     "demo": cmd_demo,
     "history": cmd_history,
+    "bench": cmd_bench,
 }
 
 

@@ -91,6 +91,5 @@ def build_worker(
         else build_activities(settings, namespace=client.namespace),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
-        interceptors=[CorrelationInterceptor()],
-        **worker_options,
+        **{"interceptors": [CorrelationInterceptor()], **worker_options},
     )
