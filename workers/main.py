@@ -46,10 +46,10 @@ async def run_worker(
     telemetry.shutdown()
 
 
-def sdk_runtime(settings: Settings) -> Runtime | None:
+def sdk_runtime(settings: Settings, host: str = "0.0.0.0") -> Runtime | None:
     """Temporal SDK metrics on a Prometheus endpoint when OPSREADY_METRICS_PORT is set."""
     if settings.metrics_port is None:
         return None
-    bind = f"0.0.0.0:{settings.metrics_port}"
+    bind = f"{host}:{settings.metrics_port}"
     log.info("temporal sdk metrics", prometheus=f"http://{bind}/metrics")
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))

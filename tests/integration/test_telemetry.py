@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -260,3 +261,25 @@ def test_planted_secrets_appear_in_no_log_span_or_metric(observed: Observed) -> 
     assert '"prompt"' in observed.raw_logs and '"completion"' in observed.raw_logs
     for secret in SECRETS:
         assert secret not in everything, f"{secret!r} leaked into telemetry"
+
+
+async def test_worker_exposes_temporal_sdk_metrics_on_prometheus(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    import httpx
+
+    from workers.devserver import free_port
+    from workers.main import sdk_runtime
+
+    port = free_port()
+    settings = Settings(data_dir=tmp_path, task_queue="prom", metrics_port=port)
+    runtime = sdk_runtime(settings, host="127.0.0.1")
+    assert runtime is not None
+    address = dev_env.client.service_client.config.target_host
+    temporal = await connect(address, runtime=runtime)
+    activities = build_activities(settings, providers={"local": LocalProvider()})
+    async with build_worker(temporal, settings, activities=activities), httpx.AsyncClient() as http:
+        run_id = await OpsreadyClient(temporal, settings).start_run("support-triage", "hello")
+        await OpsreadyClient(temporal, settings).result(run_id)
+        body = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert "temporal_workflow_completed" in body or "temporal_request" in body
