@@ -45,6 +45,14 @@ class ToolPolicy(_Strict):
         return self
 
 
+class VariantDefinition(_Strict):
+    """A named alternative the `agent-variant` flag can send runs to (canary candidates)."""
+
+    description: str = ""
+    prompt_version: str | None = None
+    model: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+/.+$")
+
+
 class AgentDefinition(_Strict):
     name: str
     version: str = Field(min_length=1)
@@ -56,15 +64,24 @@ class AgentDefinition(_Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
+    variants: dict[str, VariantDefinition] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _prompt_exists(self) -> AgentDefinition:
+        known = ", ".join(sorted(self.prompts)) or "none"
         if self.prompt_version not in self.prompts:
-            known = ", ".join(sorted(self.prompts)) or "none"
             raise ValueError(
                 f"prompt_version {self.prompt_version!r} has no [prompts.{self.prompt_version}] "
                 f"table (defined: {known})"
             )
+        for name, variant in self.variants.items():
+            if variant.prompt_version and variant.prompt_version not in self.prompts:
+                raise ValueError(
+                    f"[variants.{name}] prompt_version {variant.prompt_version!r} has no "
+                    f"[prompts.{variant.prompt_version}] table (defined: {known})"
+                )
+        if "control" in self.variants:
+            raise ValueError("[variants.control] is reserved: control is the agent as defined")
         return self
 
 

@@ -1,7 +1,10 @@
 """The config activity: resolve an agent's definition, model, price and tools, once per run.
 
-Its result is recorded in history, so a replay never reads files (or, later, flags) again,
-and `config_hash` says exactly which configuration a run used.
+Its result is recorded in history, so a replay never reads files or evaluates flags again,
+and `config_hash` says exactly which configuration a run used. The run's flags (variant,
+prompt version, model, fallback, tools, budgets, shadow) are evaluated here, for the run's
+user, tenant and agent; when they cannot be, the agent's defaults apply and the run is
+marked degraded.
 """
 
 from __future__ import annotations
@@ -13,17 +16,22 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.agents import load_agent, load_pricing
+from activities.flag_choices import RUN_FLAGS, choose
+from activities.flags import FlagClient, evaluation_context
 from activities.tools.registry import ToolRegistry
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows import activity_names as names
-from workflows.types import ResolveConfigInput, RunConfig
+from workflows.types import FlagEvaluation, ResolveConfigInput, RunConfig, RunContext
 
 
 class ConfigActivities:
-    def __init__(self, settings: Settings, registry: ToolRegistry) -> None:
+    def __init__(
+        self, settings: Settings, registry: ToolRegistry, flags: FlagClient | None = None
+    ) -> None:
         self._settings = settings
         self._registry = registry
+        self._flags = flags
 
     @activity.defn(name=names.RESOLVE_CONFIG)
     async def resolve_config(self, request: ResolveConfigInput) -> RunConfig:
@@ -40,37 +48,61 @@ class ConfigActivities:
         agents_dir = self._settings.agents_dir
         definition, raw = load_agent(agents_dir, request.agent)
         path = agents_dir / f"{request.agent}.toml"
-        model_name = self._settings.model_override or definition.model
-        price = load_pricing(agents_dir).get(model_name)
+        prices = load_pricing(agents_dir)
+        evaluations = self._evaluate_flags(request)
+        choices = choose(
+            definition,
+            {e.key: e for e in evaluations},
+            prices,
+            model_override=self._settings.model_override,
+            shadow_of=request.shadow,
+            run_id=request.run_id,
+        )
+        price = prices.get(choices.model)
         if price is None:
             raise ConfigError(
-                f"{agents_dir / 'pricing.toml'}: no price for model {model_name!r}; add a "
-                f'[models."{model_name}"] table (cost budgets cannot be enforced without it)'
+                f"{agents_dir / 'pricing.toml'}: no price for model {choices.model!r}; add a "
+                f'[models."{choices.model}"] table (cost budgets cannot be enforced without it)'
             )
         tools = []
-        for tool_name, policy in definition.tools.items():
+        for tool_name in choices.tools:
             tool = self._registry.get(tool_name)
             if tool is None:
                 raise ConfigError(
                     f"{path}: [tools.{tool_name}] names no registered tool "
                     f"(registered: {', '.join(self._registry.names())})"
                 )
-            tools.append(tool.spec(policy))
-        provider, model = model_name.split("/", 1)
+            tools.append(tool.spec(definition.tools[tool_name]))
+        provider, model = choices.model.split("/", 1)
         config = RunConfig(
             agent=definition.name,
             agent_version=definition.version,
             config_hash="",
-            prompt_version=definition.prompt_version,
-            system_prompt=definition.prompts[definition.prompt_version].system,
+            prompt_version=choices.prompt_version,
+            system_prompt=definition.prompts[choices.prompt_version].system,
             provider=provider,
             model=model,
+            variant=choices.variant,
             max_output_tokens=definition.max_output_tokens,
             model_timeout_seconds=self._settings.model_timeout_seconds,
             tools=tools,
-            budgets=definition.budgets,
+            budgets=choices.budgets,
             price=price,
             approval=definition.approval,
+            fallback_model=choices.fallback_model,
+            fallback_price=prices.get(choices.fallback_model) if choices.fallback_model else None,
+            flags=evaluations,
+            flags_degraded="; ".join(choices.problems) or None,
+            shadow=choices.shadow,
+            is_shadow=request.shadow is not None,
         )
         digest = hashlib.sha256(raw + config.model_dump_json().encode()).hexdigest()[:16]
         return config.model_copy(update={"config_hash": digest})
+
+    def _evaluate_flags(self, request: ResolveConfigInput) -> list[FlagEvaluation]:
+        if self._flags is None:
+            return []
+        context = evaluation_context(
+            request.agent, RunContext(user_id=request.user_id, tenant_id=request.tenant_id)
+        )
+        return [self._flags.evaluate(key, context, default) for key, default in RUN_FLAGS.items()]

@@ -35,6 +35,18 @@ _ENV: dict[str, str] = {
     "OPSREADY_TEMPORAL_BIN": "temporal_bin",
     "OPSREADY_UI_URL": "ui_url",
     "OPSREADY_METRICS_PORT": "metrics_port",
+    "LAUNCHDARKLY_SDK_KEY": "launchdarkly_sdk_key",
+    "OPSREADY_FLAGS_FILE": "flags_file",
+    "OPSREADY_FLAGS_POLL_SECONDS": "flags_poll_seconds",
+    "OPSREADY_FLAGS_START_WAIT_SECONDS": "flags_start_wait_seconds",
+    "LAUNCHDARKLY_BASE_URI": "launchdarkly_base_uri",
+    "LAUNCHDARKLY_API_TOKEN": "launchdarkly_api_token",
+    "LAUNCHDARKLY_API_URL": "launchdarkly_api_url",
+    "LAUNCHDARKLY_PROJECT": "launchdarkly_project",
+    "LAUNCHDARKLY_ENVIRONMENT": "launchdarkly_environment",
+    "OPSREADY_DEPLOYMENT_NAME": "deployment_name",
+    "OPSREADY_BUILD_ID": "build_id",
+    "OPSREADY_WORKER_VERSIONING": "worker_versioning",
 }
 
 
@@ -54,6 +66,21 @@ class Settings(BaseModel):
     temporal_bin: str | None = None
     ui_url: str = "http://localhost:8233"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    # Flags: LaunchDarkly with an SDK key, else the local file through the SDK's file source.
+    launchdarkly_sdk_key: SecretStr | None = None
+    flags_file: Path = PROJECT_ROOT / "temporal-dev" / "flags.json"
+    flags_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    flags_start_wait_seconds: float = Field(default=5.0, ge=0, le=60)
+    launchdarkly_base_uri: str | None = None  # a Relay Proxy, for example
+    # The LaunchDarkly REST API, for `opsready flags` and rollouts when a token is set.
+    launchdarkly_api_token: SecretStr | None = None
+    launchdarkly_api_url: str = "https://app.launchdarkly.com"
+    launchdarkly_project: str = "default"
+    launchdarkly_environment: str = "production"
+    # Worker Deployment Versioning.
+    deployment_name: str = "opsready"
+    build_id: str | None = None
+    worker_versioning: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

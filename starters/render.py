@@ -24,6 +24,11 @@ def state_text(run_id: str, state: AgentRunState) -> str:
             f"agent     {state.agent} (version {c.agent_version}, prompt {c.prompt_version}, "
             f"model {c.model}, variant {c.variant}, config {c.config_hash[:12]})"
         )
+        lines.append(f"build     {c.build_id or 'unversioned worker'}")
+        if c.flags_degraded:
+            lines.append(f"flags     DEGRADED, agent defaults in use: {c.flags_degraded}")
+        if c.is_shadow:
+            lines.append("shadow    yes: write tools simulated, nobody sees the answer")
     else:
         lines.append(f"agent     {state.agent}")
     usage = state.usage
@@ -31,6 +36,8 @@ def state_text(run_id: str, state: AgentRunState) -> str:
         f"usage     {usage.input_tokens} in + {usage.output_tokens} out tokens, "
         f"${usage.cost_usd:.6f}"
     )
+    if state.shadow_run_id:
+        lines.append(f"shadow    twin {state.shadow_run_id}")
     for pending in state.pending_approvals:
         escalated = " (escalated)" if pending.is_escalated else ""
         lines.append(

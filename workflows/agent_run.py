@@ -15,13 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.common import VersioningBehavior
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
-from workflows import activity_names as names
-from workflows import visibility
+from workflows import calls, shadow, visibility
 from workflows.approvals import ApprovalBook
-from workflows.policy import add_usage, approval_reason, budget_breach
+from workflows.policy import add_usage, budget_breach, tool_gate
 from workflows.types import (
     AGENT_RUN_WORKFLOW,
     AgentRunRequest,
@@ -31,53 +30,36 @@ from workflows.types import (
     ApprovalRecord,
     ChatMessage,
     HaltRequest,
+    KillSwitchCheck,
+    KillSwitchInput,
     ModelCallInput,
     ModelCallResult,
+    ModelPrice,
     NotifyApproversInput,
     PendingApproval,
     ResolveConfigInput,
     RunCheckpoint,
     RunConfig,
     RunContext,
-    RunOutcome,
     RunStatus,
+    RunSummary,
     SafetyEvent,
     StopReason,
     ToolCallInput,
     ToolCallRecord,
     ToolCallRequest,
     ToolCallResult,
+    ToolDecision,
     ToolSpec,
 )
 
-_CONFIG_RETRY = RetryPolicy(
-    maximum_attempts=3,
-    non_retryable_error_types=[names.UNKNOWN_AGENT, names.INVALID_AGENT_DEFINITION],
-)
-_MODEL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=6,
-    non_retryable_error_types=[names.MODEL_REQUEST_REJECTED, names.UNKNOWN_MODEL_PROVIDER],
-)
-_TOOL_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=5,
-    non_retryable_error_types=[names.UNKNOWN_TOOL],
-)
-_SIDE_RETRY = RetryPolicy(maximum_attempts=3)
+# Patch ids: a change to the commands AgentRun emits ships behind one (see README,
+# "Changing workflow code"), so runs recorded before it still replay.
+KILL_SWITCH_PATCH = "kill-switch-checks"
 _EMPTY_ANSWER_FEEDBACK = "Your last answer was empty. Answer the user, or call a tool."
 
 
-def _cause(err: ActivityError) -> str:
-    cause = err.cause
-    while isinstance(cause, ActivityError) and cause.cause is not None:
-        cause = cause.cause
-    return str(cause or err)
-
-
-@workflow.defn(name=AGENT_RUN_WORKFLOW)
+@workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class AgentRunWorkflow:
     @workflow.init
     def __init__(self, request: AgentRunRequest) -> None:
@@ -89,6 +71,7 @@ class AgentRunWorkflow:
         self._deadline = checkpoint.deadline if checkpoint else None
         self._halt: HaltRequest | None = None
         self._approvals = ApprovalBook(self._state, requester=request.user_id)
+        self._production: RunSummary | None = None  # a shadow run's production twin
 
     # --- public handlers ------------------------------------------------------------------
 
@@ -120,6 +103,12 @@ class AgentRunWorkflow:
         if self._halt is None and not self._state.status.is_terminal:
             self._halt = request
 
+    @workflow.signal(name=shadow.PRODUCTION_RESULT_SIGNAL)
+    def production_result(self, summary: RunSummary) -> None:
+        """Sent by a production run to its shadow twin when it ends."""
+        if self._request.shadow_of is not None:
+            self._production = summary
+
     # --- the run --------------------------------------------------------------------------
 
     @workflow.run
@@ -128,8 +117,10 @@ class AgentRunWorkflow:
             self._config = await self._resolve_config()
             if self._config is None:
                 return visibility.result_of(self._state)
-            self._state.config = visibility.config_summary(self._config)
+            self._state.config = visibility.config_summary(self._config, _build_id())
             self._state.started_at = workflow.now()
+            if self._config.flags_degraded:
+                self._safety("flags_degraded", self._config.flags_degraded)
             self._deadline = workflow.now() + timedelta(
                 seconds=self._config.budgets.run_timeout_seconds
             )
@@ -138,6 +129,8 @@ class AgentRunWorkflow:
                 ChatMessage(role="user", content=request.input),
             ]
         self._set_status(RunStatus.RUNNING)
+        if self._config.shadow is not None and self._state.shadow_run_id is None:
+            await self._start_shadow(self._config)
 
         drive = asyncio.create_task(self._drive())
         assert self._deadline is not None
@@ -169,6 +162,7 @@ class AgentRunWorkflow:
                     StopReason.RUN_TIMEOUT,
                     f"run timeout of {budget:g}s reached",
                 )
+        await self._after_end()
         await self._record_outcome()
         return visibility.result_of(self._state)
 
@@ -184,6 +178,10 @@ class AgentRunWorkflow:
                 )
                 return
             await self._maybe_continue_as_new(config)
+            killed = await self._kill_switch(config)
+            if killed is not None:
+                self._end_by_kill_switch(killed)
+                return
             self._state.step += 1
             turn = await self._call_model(config)
             if turn is None:
@@ -212,55 +210,69 @@ class AgentRunWorkflow:
     async def _resolve_config(self) -> RunConfig | None:
         request = self._request
         try:
-            config: RunConfig = await workflow.execute_activity(
-                names.RESOLVE_CONFIG,
+            return await calls.resolve_config(
                 ResolveConfigInput(
-                    agent=request.agent, user_id=request.user_id, tenant_id=request.tenant_id
-                ),
-                result_type=RunConfig,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=_CONFIG_RETRY,
-                summary=f"config {request.agent}",
+                    agent=request.agent,
+                    user_id=request.user_id,
+                    tenant_id=request.tenant_id,
+                    run_id=workflow.info().workflow_id,
+                    shadow=request.shadow_of.candidate if request.shadow_of else None,
+                )
             )
-            return config
         except ActivityError as err:
-            self._finish(RunStatus.FAILED, StopReason.CONFIG_ERROR, _cause(err))
+            self._finish(RunStatus.FAILED, StopReason.CONFIG_ERROR, calls.cause(err))
             await self._record_outcome()
             return None
 
     async def _call_model(self, config: RunConfig) -> ModelCallResult | None:
-        step = self._state.step
+        model, price = f"{config.provider}/{config.model}", config.price
         try:
-            turn: ModelCallResult = await workflow.execute_activity(
-                names.MODEL_CHAT,
-                ModelCallInput(
-                    run_id=workflow.info().workflow_id,
-                    agent=config.agent,
-                    step=step,
-                    provider=config.provider,
-                    model=config.model,
-                    prompt_version=config.prompt_version,
-                    messages=self._messages,
-                    tools=config.tools,
-                    max_output_tokens=config.max_output_tokens,
-                    context=self._context(),
-                    price=config.price,
-                ),
-                result_type=ModelCallResult,
-                start_to_close_timeout=timedelta(seconds=config.model_timeout_seconds + 5),
-                retry_policy=_MODEL_RETRY,
-                summary=f"model {config.provider}/{config.model} (step {step})",
-            )
+            turn = await self._model_activity(config, model, price)
         except ActivityError as err:
-            self._finish(
-                RunStatus.FAILED, StopReason.MODEL_ERROR, f"model call failed: {_cause(err)}"
-            )
-            return None
+            if not (config.fallback_model and config.fallback_price):
+                self._finish(
+                    RunStatus.FAILED,
+                    StopReason.MODEL_ERROR,
+                    f"model call failed: {calls.cause(err)}",
+                )
+                return None
+            self._safety("model_fallback", f"{model} failed ({calls.cause(err)}); trying fallback")
+            model, price = config.fallback_model, config.fallback_price
+            try:
+                turn = await self._model_activity(config, model, price)
+            except ActivityError as fallback_err:
+                self._finish(
+                    RunStatus.FAILED,
+                    StopReason.MODEL_ERROR,
+                    f"model call failed: {calls.cause(err)}; fallback {model}: {calls.cause(fallback_err)}",
+                )
+                return None
         self._state.usage = add_usage(
-            self._state.usage, config.price, turn.input_tokens, turn.output_tokens
+            self._state.usage, price, turn.input_tokens, turn.output_tokens
         )
         self._upsert_visibility()
         return turn
+
+    async def _model_activity(
+        self, config: RunConfig, model: str, price: ModelPrice
+    ) -> ModelCallResult:
+        provider, model_name = model.split("/", 1)
+        return await calls.chat(
+            ModelCallInput(
+                run_id=workflow.info().workflow_id,
+                agent=config.agent,
+                step=self._state.step,
+                provider=provider,
+                model=model_name,
+                prompt_version=config.prompt_version,
+                messages=self._messages,
+                tools=config.tools,
+                max_output_tokens=config.max_output_tokens,
+                context=self._context(),
+                price=price,
+            ),
+            config.model_timeout_seconds,
+        )
 
     async def _handle_tool_call(self, config: RunConfig, call: ToolCallRequest) -> bool:
         """Police, gate and run one tool call. False when the run ended here."""
@@ -281,34 +293,59 @@ class AgentRunWorkflow:
             self._tool_message(call, {"error": record.error})
             return True
         record.risk_tier = spec.risk_tier
-        reason = approval_reason(spec, call.arguments)
-        if reason is not None:
-            outcome = await self._approval_gate(config, call, spec, reason)
+        killed = await self._kill_switch(config, spec.name)
+        if killed is not None and killed.flag and killed.flag.startswith("kill-switch.tool."):
+            # A tool's switch refuses that tool; the model is told and may answer without it.
+            record.decision, record.error = "denied", killed.reason
+            self._safety("kill_switch", f"{spec.name}: {killed.reason}")
+            self._tool_message(call, {"error": f"tool disabled: {killed.reason}"})
+            return True
+        if killed is not None:
+            self._end_by_kill_switch(killed)
+            record.decision = "halted"
+            return False
+        gate = tool_gate(config, spec, call.arguments)
+        if gate.refusal is not None:
+            record.decision, record.error = "denied", gate.refusal
+            self._safety(gate.refusal_kind or "tool_refused", f"{spec.name}: {gate.refusal}")
+            self._tool_message(call, {"error": gate.refusal})
+            return True
+        if gate.approval_reason is not None:
+            try:
+                outcome = await self._approval_gate(config, call, spec, gate.approval_reason)
+            except asyncio.CancelledError:
+                # Halted or out of time while waiting: the action was not taken.
+                record.decision = "halted" if self._halt is not None else "approval_timed_out"
+                raise
             record.approval_request_id = outcome.request_id
-            if outcome.outcome == "rejected":
-                record.decision = "rejected"
-                who = f"{outcome.approver}" + (f": {outcome.comment}" if outcome.comment else "")
-                self._finish(
-                    RunStatus.REJECTED,
-                    StopReason.APPROVAL_REJECTED,
-                    f"{spec.name} rejected by {who}; action not taken",
-                )
+            if outcome.outcome != "approved":
+                record.decision = self._end_by_approval(outcome, spec)
                 return False
-            if outcome.outcome == "timed_out":
-                record.decision = "approval_timed_out"
-                self._finish(
-                    RunStatus.TIMED_OUT,
-                    StopReason.APPROVAL_TIMEOUT,
-                    f"approval for {spec.name} timed out after escalation; action not taken",
-                )
-                return False
-        decision = "approved" if reason is not None else "auto"
-        result, has_failed = await self._run_tool(config, call, spec, decision)
-        record.decision = "failed" if has_failed else "executed"
+        decision = "approved" if gate.approval_reason is not None else "auto"
+        result, has_failed = await self._run_tool(config, call, spec, decision, gate.simulate)
+        record.decision = "failed" if has_failed else "simulated" if gate.simulate else "executed"
         record.ok, record.output, record.error = result.ok, result.output, result.error
         record.idempotency_key = self._idempotency_key(call)
         self._tool_message(call, result.output if result.ok else {"error": result.error})
         return True
+
+    def _end_by_approval(self, outcome: ApprovalRecord, spec: ToolSpec) -> ToolDecision:
+        """End the run after a rejection or an approval timeout; the tool call's decision."""
+        if outcome.outcome == "rejected":
+            who = f"{outcome.approver}" + (f": {outcome.comment}" if outcome.comment else "")
+            self._finish(
+                RunStatus.REJECTED,
+                StopReason.APPROVAL_REJECTED,
+                f"{spec.name} rejected by {who}; action not taken",
+            )
+            return "rejected"
+        # Timed out after escalation (halts cancel the gate and never get here).
+        self._finish(
+            RunStatus.TIMED_OUT,
+            StopReason.APPROVAL_TIMEOUT,
+            f"approval for {spec.name} timed out after escalation; action not taken",
+        )
+        return "approval_timed_out"
 
     async def _approval_gate(
         self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, reason: str
@@ -355,13 +392,16 @@ class AgentRunWorkflow:
         return outcome
 
     async def _run_tool(
-        self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, decision: str
+        self,
+        config: RunConfig,
+        call: ToolCallRequest,
+        spec: ToolSpec,
+        decision: str,
+        simulate: bool = False,
     ) -> tuple[ToolCallResult, bool]:
         """The tool's result, and whether the activity failed for good (retries spent)."""
-        timeout = timedelta(seconds=spec.timeout_seconds)
         try:
-            result: ToolCallResult = await workflow.execute_activity(
-                names.TOOL_RUN,
+            result = await calls.run_tool(
                 ToolCallInput(
                     run_id=workflow.info().workflow_id,
                     agent=config.agent,
@@ -373,17 +413,14 @@ class AgentRunWorkflow:
                     context=self._context(),
                     risk_tier=spec.risk_tier,
                     decision=decision,
+                    simulate=simulate,
                 ),
-                result_type=ToolCallResult,
-                start_to_close_timeout=timeout,
-                heartbeat_timeout=min(timeout, timedelta(seconds=10)),
-                retry_policy=_TOOL_RETRY,
-                summary=f"tool {spec.name} ({spec.risk_tier.value})",
+                spec.timeout_seconds,
             )
             return result, False
         except ActivityError as err:
-            self._safety("tool_failed", f"{spec.name}: {_cause(err)}")
-            return ToolCallResult(ok=False, error=f"tool failed: {_cause(err)}"), True
+            self._safety("tool_failed", f"{spec.name}: {calls.cause(err)}")
+            return ToolCallResult(ok=False, error=f"tool failed: {calls.cause(err)}"), True
 
     async def _notify(
         self,
@@ -394,8 +431,7 @@ class AgentRunWorkflow:
         is_escalation: bool = False,
     ) -> None:
         try:
-            await workflow.execute_activity(
-                names.NOTIFY_APPROVERS,
+            await calls.notify_approvers(
                 NotifyApproversInput(
                     run_id=workflow.info().workflow_id,
                     agent=config.agent,
@@ -403,15 +439,12 @@ class AgentRunWorkflow:
                     recipients=recipients,
                     is_escalation=is_escalation,
                     context=self._context(),
-                ),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=_SIDE_RETRY,
-                summary="escalate approval" if is_escalation else "notify approvers",
+                )
             )
         except ActivityError as err:
             # The approval still waits and is visible in the query; a lost page is a
             # safety event, not a reason to take the action or to end the run.
-            self._safety("notification_failed", _cause(err))
+            self._safety("notification_failed", calls.cause(err))
 
     async def _maybe_continue_as_new(self, config: RunConfig) -> None:
         info = workflow.info()
@@ -430,31 +463,64 @@ class AgentRunWorkflow:
         workflow.continue_as_new(self._request.model_copy(update={"checkpoint": checkpoint}))
 
     async def _record_outcome(self) -> None:
-        state = self._state
+        outcome = visibility.outcome_of(
+            workflow.info().workflow_id, self._request, self._state, self._context(), workflow.now()
+        )
         try:
-            await workflow.execute_activity(
-                names.RECORD_OUTCOME,
-                RunOutcome(
-                    run_id=workflow.info().workflow_id,
-                    agent=state.agent,
-                    variant=state.config.variant if state.config else "control",
-                    status=state.status,
-                    stop_reason=state.stop_reason,
-                    steps=state.step,
-                    usage=state.usage,
-                    safety_events=len(state.safety_events),
-                    started_at=state.started_at or workflow.now(),
-                    ended_at=workflow.now(),
-                    context=self._context(),
-                    safety_kinds=[event.kind for event in state.safety_events],
-                    approvals=state.approvals,
-                ),
-                start_to_close_timeout=timedelta(seconds=15),
-                retry_policy=_SIDE_RETRY,
-                summary="record outcome",
+            await calls.record_outcome(outcome)
+        except ActivityError as err:
+            workflow.logger.warning("outcome not recorded: %s", calls.cause(err))
+
+    # --- kill switches and shadow runs -----------------------------------------------------
+
+    async def _kill_switch(
+        self, config: RunConfig, tool: str | None = None
+    ) -> KillSwitchCheck | None:
+        """The kill switch that covers this call, if one is on (checked before every call)."""
+        if not workflow.patched(KILL_SWITCH_PATCH):
+            return None
+        try:
+            check = await calls.check_kill_switch(
+                KillSwitchInput(agent=config.agent, tool=tool, context=self._context())
             )
         except ActivityError as err:
-            workflow.logger.warning("outcome not recorded: %s", _cause(err))
+            # Flags unreachable: the batch halt by the flag listener is the backstop.
+            self._safety("kill_switch_unchecked", calls.cause(err))
+            return None
+        return check if check.is_killed else None
+
+    def _end_by_kill_switch(self, check: KillSwitchCheck) -> None:
+        verb = "refused" if self._state.step == 0 else "halted"
+        self._safety("kill_switch", check.reason or "kill switch on")
+        self._finish(RunStatus.HALTED, StopReason.KILL_SWITCH, f"{verb}: {check.reason}")
+
+    async def _start_shadow(self, config: RunConfig) -> None:
+        assert config.shadow is not None
+        try:
+            self._state.shadow_run_id = await shadow.start_twin(self._request, config.shadow)
+        except (ChildWorkflowError, ApplicationError) as err:
+            self._safety("shadow_not_started", str(err))
+
+    async def _after_end(self) -> None:
+        """Production: tell the shadow twin how this run ended. Shadow: compare with it."""
+        summary = visibility.run_summary(workflow.info().workflow_id, self._state, workflow.now())
+        if self._state.shadow_run_id is not None:
+            await shadow.tell_twin(self._state.shadow_run_id, summary)
+        origin = self._request.shadow_of
+        if origin is None or self._config is None:
+            return
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(
+                lambda: self._production is not None,
+                timeout=self._config.budgets.run_timeout_seconds,
+            )
+        if self._production is None:
+            workflow.logger.warning("shadow: the production result never came")
+            return
+        comparison = await shadow.compare(self._config.agent, origin, self._production, summary)
+        if comparison is not None:
+            self._state.shadow_comparison = comparison
+            self._upsert_visibility()
 
     # --- bookkeeping ----------------------------------------------------------------------
 
@@ -515,6 +581,12 @@ class AgentRunWorkflow:
             visibility.search_attribute_updates(self._request, self._state)
         )
         workflow.upsert_memo(visibility.memo(self._state))
+
+
+def _build_id() -> str | None:
+    """The Worker Deployment build id this run's code came from (None when unversioned)."""
+    version = workflow.info().get_current_deployment_version()
+    return version.build_id if version is not None else None
 
 
 def _json(value: Any) -> str:

@@ -5,6 +5,7 @@ No I/O and no clocks, so they are safe in workflow code and easy to unit-test.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from workflows.types import (
@@ -12,6 +13,7 @@ from workflows.types import (
     Budgets,
     ModelPrice,
     RiskTier,
+    RunConfig,
     StopReason,
     ToolSpec,
     Usage,
@@ -85,3 +87,29 @@ def approver_error(
         return None
     names = ", ".join(sorted(allowed)) or "nobody"
     return f"{approver} may not approve for this agent (allowed: {names})"
+
+
+@dataclass(frozen=True)
+class ToolGate:
+    """What must happen before a tool call runs: simulate it, ask a human, or refuse it."""
+
+    simulate: bool = False
+    approval_reason: str | None = None
+    refusal: str | None = None
+    refusal_kind: str | None = None
+
+
+def tool_gate(config: RunConfig, spec: ToolSpec, arguments: dict[str, Any]) -> ToolGate:
+    if config.is_shadow and spec.risk_tier is not RiskTier.READ:
+        # A shadow run never acts on the world, so it never needs (or bothers) a human.
+        return ToolGate(simulate=True)
+    reason = approval_reason(spec, arguments)
+    if config.flags_degraded and spec.risk_tier is RiskTier.DESTRUCTIVE:
+        # Fail closed: without flags, destructive tools need a human, or are refused.
+        if config.approval.when_flags_unavailable == "refuse":
+            return ToolGate(
+                refusal="destructive tools are refused while flags are unavailable",
+                refusal_kind="flags_degraded_refusal",
+            )
+        reason = reason or "flags unavailable: destructive tools need an approval"
+    return ToolGate(approval_reason=reason)

@@ -43,6 +43,7 @@ class StopReason(StrEnum):
     APPROVAL_REJECTED = "approval_rejected"
     APPROVAL_TIMEOUT = "approval_timeout"
     HALT = "halt"
+    KILL_SWITCH = "kill_switch"
     MODEL_ERROR = "model_error"
     CONFIG_ERROR = "config_error"
 
@@ -70,6 +71,7 @@ class AgentRunRequest(_Model):
     request_id: str | None = None
     metadata: dict[str, str] = Field(default_factory=dict)
     checkpoint: RunCheckpoint | None = None
+    shadow_of: ShadowOrigin | None = None
 
     @field_validator("input")
     @classmethod
@@ -98,6 +100,47 @@ class HaltRequest(_Model):
 # --- configuration resolved once per run -------------------------------------------------
 
 
+class FlagEvaluation(_Model):
+    """One flag evaluated for a run, as recorded in history (replays never re-evaluate)."""
+
+    key: str
+    value: Any = None
+    variation: int | None = None
+    reason: str  # LaunchDarkly's reason kind: FALLTHROUGH, TARGET_MATCH, RULE_MATCH, OFF, ERROR
+    error: str | None = None  # the error kind when reason is ERROR (FLAG_NOT_FOUND...)
+    is_default: bool = False  # no usable value: the agent's default was used
+
+
+class Candidate(_Model):
+    """What a shadow run (or a variant) changes against production."""
+
+    prompt_version: str | None = None
+    model: str | None = None
+
+    def label(self) -> str:
+        parts = [f"prompt {self.prompt_version}"] if self.prompt_version else []
+        return ", ".join(parts + ([f"model {self.model}"] if self.model else [])) or "none"
+
+
+class ShadowOrigin(_Model):
+    """Set on a shadow run: whose twin it is and which candidate it tries."""
+
+    run_id: str
+    candidate: Candidate
+
+
+class KillSwitchInput(_Model):
+    agent: str
+    tool: str | None = None
+    context: RunContext = Field(default_factory=lambda: RunContext())
+
+
+class KillSwitchCheck(_Model):
+    is_killed: bool
+    flag: str | None = None
+    reason: str | None = None
+
+
 class ApprovalRule(_Model):
     """When a tool call needs a human: never, always, or when an argument is over a threshold."""
 
@@ -120,14 +163,16 @@ class ApprovalPolicy(_Model):
     escalate_to: list[str] = Field(default_factory=list)
     timeout_seconds: float = 3600.0
     escalation_timeout_seconds: float = 1800.0
+    # When flags cannot be evaluated, destructive tools need an approval, or are refused.
+    when_flags_unavailable: Literal["require_approval", "refuse"] = "refuse"
 
 
 class Budgets(_Model):
-    max_steps: int = 8
-    max_total_tokens: int = 50_000
-    max_cost_usd: float = 1.0
-    run_timeout_seconds: float = 24 * 3600.0
-    continue_as_new_after_events: int = 5_000
+    max_steps: int = Field(default=8, gt=0)
+    max_total_tokens: int = Field(default=50_000, gt=0)
+    max_cost_usd: float = Field(default=1.0, gt=0)
+    run_timeout_seconds: float = Field(default=24 * 3600.0, gt=0)
+    continue_as_new_after_events: int = Field(default=5_000, ge=10)
 
 
 class ModelPrice(_Model):
@@ -152,6 +197,12 @@ class RunConfig(_Model):
     budgets: Budgets
     price: ModelPrice
     approval: ApprovalPolicy
+    fallback_model: str | None = None  # provider/model tried when the model call fails
+    fallback_price: ModelPrice | None = None
+    flags: list[FlagEvaluation] = Field(default_factory=list)
+    flags_degraded: str | None = None  # why flag defaults were used, when they were
+    shadow: Candidate | None = None  # this production run starts a shadow with the candidate
+    is_shadow: bool = False
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -163,12 +214,18 @@ class ConfigSummary(_Model):
     model: str
     variant: str
     config_hash: str
+    build_id: str | None = None
+    flags: list[FlagEvaluation] = Field(default_factory=list)
+    flags_degraded: str | None = None
+    is_shadow: bool = False
 
 
 class ResolveConfigInput(_Model):
     agent: str
     user_id: str | None = None
     tenant_id: str | None = None
+    run_id: str | None = None  # for sampling decisions (shadow) that must be stable per run
+    shadow: Candidate | None = None  # resolve for a shadow run with this candidate
 
 
 # --- model and tool calls ----------------------------------------------------------------
@@ -242,6 +299,7 @@ class ToolCallInput(_Model):
     context: RunContext = Field(default_factory=RunContext)
     risk_tier: RiskTier | None = None
     decision: str = "auto"  # "auto" (no approval needed) or "approved"
+    simulate: bool = False  # shadow runs: describe the call, never make it
 
 
 class ToolCallResult(_Model):
@@ -276,12 +334,22 @@ class RunOutcome(_Model):
     context: RunContext = Field(default_factory=RunContext)
     safety_kinds: list[str] = Field(default_factory=list)
     approvals: list[ApprovalRecord] = Field(default_factory=list)
+    flag_variations: dict[str, int] = Field(default_factory=dict)  # flag key -> variation
+    build_id: str | None = None
+    is_shadow: bool = False
 
 
 # --- what a run shows and returns --------------------------------------------------------
 
 ToolDecision = Literal[
-    "executed", "invalid", "denied", "rejected", "approval_timed_out", "halted", "failed"
+    "executed",
+    "simulated",
+    "invalid",
+    "denied",
+    "rejected",
+    "approval_timed_out",
+    "halted",
+    "failed",
 ]
 
 
@@ -347,6 +415,8 @@ class AgentRunState(_Model):
     stop_reason: StopReason | None = None
     started_at: datetime | None = None
     continued_runs: int = 0
+    shadow_run_id: str | None = None
+    shadow_comparison: ShadowComparison | None = None
 
 
 class AgentRunResult(_Model):
@@ -360,6 +430,44 @@ class AgentRunResult(_Model):
     approvals: list[ApprovalRecord]
     safety_events: list[SafetyEvent]
     config: ConfigSummary | None
+    shadow_run_id: str | None = None
+    shadow_comparison: ShadowComparison | None = None
+
+
+# --- shadow runs ---------------------------------------------------------------------------
+
+
+class RunSummary(_Model):
+    """One side of a shadow comparison: what a run did, without its transcript."""
+
+    run_id: str
+    status: RunStatus
+    output: str | None = None
+    tool_plan: list[str] = Field(default_factory=list)  # tool names in call order
+    cost_usd: float = 0.0
+    total_tokens: int = 0
+    latency_s: float = 0.0
+    safety_events: list[str] = Field(default_factory=list)
+
+
+class ShadowComparison(_Model):
+    """Production run vs its shadow twin, recorded in the shadow run's result and state."""
+
+    agent: str
+    candidate: Candidate
+    production: RunSummary
+    shadow: RunSummary
+    same_tool_plan: bool
+    output_similarity: float  # 0..1, word-set similarity of the two answers
+    same_status: bool
+    compared_at: datetime
+
+
+class CompareShadowInput(_Model):
+    agent: str
+    candidate: Candidate
+    production: RunSummary
+    shadow: RunSummary
 
 
 class RunCheckpoint(_Model):
@@ -372,5 +480,8 @@ class RunCheckpoint(_Model):
 
 
 AgentRunRequest.model_rebuild()
+KillSwitchInput.model_rebuild()
+AgentRunState.model_rebuild()
+AgentRunResult.model_rebuild()
 NotifyApproversInput.model_rebuild()
 RunOutcome.model_rebuild()

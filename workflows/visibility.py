@@ -6,12 +6,22 @@ change so the Temporal UI list and detail pages say what each run is and where i
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from temporalio.common import SearchAttributeUpdate
 
 from workflows import search_attributes as sa
-from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState, ConfigSummary, RunConfig
+from workflows.types import (
+    AgentRunRequest,
+    AgentRunResult,
+    AgentRunState,
+    ConfigSummary,
+    RunConfig,
+    RunContext,
+    RunOutcome,
+    RunSummary,
+)
 
 
 def search_attribute_updates(
@@ -32,12 +42,20 @@ def search_attribute_updates(
 
 
 def memo(state: AgentRunState) -> dict[str, Any]:
+    config = state.config
     return {
         "status": state.status.value,
         "reason": state.reason,
         "step": state.step,
         "cost_usd": state.usage.cost_usd,
         "output_preview": (state.output or "")[:200] or None,
+        # Which code, definition and prompt produced this run.
+        "build_id": config.build_id if config else None,
+        "agent_version": config.agent_version if config else None,
+        "config_hash": config.config_hash if config else None,
+        "prompt_version": config.prompt_version if config else None,
+        "flags_degraded": config.flags_degraded if config else None,
+        "shadow_run_id": state.shadow_run_id,
     }
 
 
@@ -56,13 +74,59 @@ def current_details(state: AgentRunState) -> str:
     return "\n\n".join(lines)
 
 
-def config_summary(config: RunConfig) -> ConfigSummary:
+def config_summary(config: RunConfig, build_id: str | None) -> ConfigSummary:
     return ConfigSummary(
         agent_version=config.agent_version,
         prompt_version=config.prompt_version,
         model=f"{config.provider}/{config.model}",
         variant=config.variant,
         config_hash=config.config_hash,
+        build_id=build_id,
+        flags=config.flags,
+        flags_degraded=config.flags_degraded,
+        is_shadow=config.is_shadow,
+    )
+
+
+def outcome_of(
+    run_id: str, request: AgentRunRequest, state: AgentRunState, context: RunContext, now: datetime
+) -> RunOutcome:
+    """The record of a finished run for SLOs and canary comparisons."""
+    config = state.config
+    return RunOutcome(
+        run_id=run_id,
+        agent=state.agent,
+        variant=config.variant if config else "control",
+        status=state.status,
+        stop_reason=state.stop_reason,
+        steps=state.step,
+        usage=state.usage,
+        safety_events=len(state.safety_events),
+        started_at=state.started_at or now,
+        ended_at=now,
+        context=context,
+        safety_kinds=[event.kind for event in state.safety_events],
+        approvals=state.approvals,
+        flag_variations={
+            f.key: f.variation for f in (config.flags if config else []) if f.variation is not None
+        },
+        build_id=config.build_id if config else None,
+        is_shadow=request.shadow_of is not None,
+    )
+
+
+def run_summary(run_id: str, state: AgentRunState, ended_at: datetime) -> RunSummary:
+    """What a shadow comparison needs of a run: outcome, tool plan, spend, latency."""
+    started = state.started_at or ended_at
+    return RunSummary(
+        run_id=run_id,
+        status=state.status,
+        output=state.output,
+        tool_plan=[call.tool for call in state.tool_calls],
+        cost_usd=state.usage.cost_usd,
+        total_tokens=state.usage.total_tokens,
+        latency_s=round((ended_at - started).total_seconds(), 3),
+        safety_events=[event.kind for event in state.safety_events],
     )
 
 
@@ -78,4 +142,6 @@ def result_of(state: AgentRunState) -> AgentRunResult:
         approvals=state.approvals,
         safety_events=state.safety_events,
         config=state.config,
+        shadow_run_id=state.shadow_run_id,
+        shadow_comparison=state.shadow_comparison,
     )

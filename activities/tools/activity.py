@@ -71,6 +71,11 @@ class ToolActivities:
                 outcome = (
                     "raised"
                     if result is None
+                    else "simulated"
+                    if call.simulate
+                    and result.ok
+                    and isinstance(result.output, dict)
+                    and result.output.get("simulated")
                     else "replayed"
                     if result.was_replayed
                     else "ok"
@@ -93,7 +98,9 @@ class ToolActivities:
                 if t.log_content:
                     record["arguments"] = call.arguments
                     record["output"] = result.output if result else None
-                (log.info if outcome in ("ok", "replayed") else log.warning)("tool call", **record)
+                (log.info if outcome in ("ok", "replayed", "simulated") else log.warning)(
+                    "tool call", **record
+                )
 
     async def _run(self, call: ToolCallInput) -> ToolCallResult:
         tool = self._registry.get(call.tool)
@@ -110,6 +117,17 @@ class ToolActivities:
                 ok=False, error="invalid arguments: " + describe_validation_error(err)
             )
         has_effects = tool.risk_tier is not RiskTier.READ
+        if has_effects and call.simulate:
+            # A shadow run: say what would have been done; no side effect, no ledger entry.
+            return ToolCallResult(
+                ok=True,
+                output={
+                    "simulated": True,
+                    "tool": call.tool,
+                    "arguments": args.model_dump(mode="json"),
+                    "note": "shadow run: the call was not made",
+                },
+            )
         if has_effects:
             stored = await self._ledger.stored_result(call.idempotency_key)
             if stored is not None:

@@ -152,6 +152,7 @@ async def test_halt_while_waiting_for_approval_stops_the_run(harness: Harness) -
     assert result.approvals[0].outcome == "halted"
     assert result.approvals[0].approver == "oncall"
     assert result.approvals[0].comment == "incident 42"
+    assert [c.decision for c in result.tool_calls if c.tool == "refund_order"] == ["halted"]
     assert await refunds_for(harness, handle.id) == []
 
 

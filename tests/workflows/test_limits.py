@@ -92,7 +92,10 @@ async def test_run_timeout_ends_a_run_waiting_for_approval(harness: Harness) -> 
     def script(request: ModelCallInput):  # type: ignore[no-untyped-def]
         return calls(1, ("close_account", {"account_id": "a"}))
 
-    result = await (await harness.start("tester-timeout", harness.script("t", script))).result()
+    handle = await harness.start("tester-timeout", harness.script("t", script))
+    # Park it first: the time-skipping server then jumps straight to the run's deadline.
+    await harness.wait_for_status(handle, "awaiting_approval")
+    result = await handle.result()
     assert (result.status, result.stop_reason) == (RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT)
     assert result.reason == "run timeout of 60s reached"
     assert (result.approvals[0].outcome, result.approvals[0].approver) == ("timed_out", None)

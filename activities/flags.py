@@ -1,0 +1,154 @@
+"""Feature flags: one LaunchDarkly client per worker process, and the flag activities.
+
+With `LAUNCHDARKLY_SDK_KEY` the client talks to LaunchDarkly (or a Relay Proxy); without,
+it reads `temporal-dev/flags.json` through the SDK's file data source with auto-update, so
+editing the file changes flags live. Flags are evaluated only here, in activities: their
+results (value, variation, reason) are recorded in history, so replays never re-evaluate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+import structlog
+from ldclient import Context, LDClient
+from ldclient.config import Config
+from ldclient.integrations import Files
+from temporalio import activity
+
+from opsready.settings import Settings
+from workflows import activity_names as names
+from workflows.types import FlagEvaluation, KillSwitchCheck, KillSwitchInput, RunContext
+
+log = structlog.get_logger("opsready.flags")
+
+GLOBAL_KILL_SWITCH = "kill-switch"
+
+
+def agent_kill_switch(agent: str) -> str:
+    return f"{GLOBAL_KILL_SWITCH}.agent.{agent}"
+
+
+def tool_kill_switch(tool: str) -> str:
+    return f"{GLOBAL_KILL_SWITCH}.tool.{tool}"
+
+
+def evaluation_context(agent: str, context: RunContext | None = None) -> Context:
+    """The multi-kind context a run is evaluated in: agent, user and tenant (when known)."""
+    kinds = [Context.builder(agent).kind("agent").build()]
+    if context is not None and context.user_id:
+        kinds.append(Context.builder(context.user_id).kind("user").build())
+    if context is not None and context.tenant_id:
+        kinds.append(Context.builder(context.tenant_id).kind("tenant").build())
+    return kinds[0] if len(kinds) == 1 else Context.create_multi(*kinds)
+
+
+class FlagClient:
+    """A LaunchDarkly client and the one way opsready evaluates a flag."""
+
+    def __init__(self, ld: LDClient, source: str) -> None:
+        self.ld = ld
+        self.source = source
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FlagClient:
+        if settings.launchdarkly_sdk_key is not None:
+            uri = settings.launchdarkly_base_uri
+            key = settings.launchdarkly_sdk_key.get_secret_value()
+            if uri:  # a Relay Proxy (or a test server) serves all three
+                config = Config(key, base_uri=uri, stream_uri=uri, events_uri=uri)
+            else:
+                config = Config(key)
+            source = f"LaunchDarkly ({uri or 'launchdarkly.com'})"
+        else:
+            # The file source must not be combined with offline=True: offline ignores it.
+            config = Config(
+                "local-flags-file",
+                update_processor_class=Files.new_data_source(
+                    paths=[str(settings.flags_file)],
+                    auto_update=True,
+                    poll_interval=settings.flags_poll_seconds,
+                ),
+                send_events=False,
+            )
+            source = f"file {settings.flags_file}"
+        ld = LDClient(config, start_wait=settings.flags_start_wait_seconds)
+        if not ld.is_initialized():
+            log.warning("flags not available; agent defaults apply", source=source)
+        return cls(ld, source)
+
+    @property
+    def is_ready(self) -> bool:
+        return bool(self.ld.is_initialized())
+
+    def evaluate(self, key: str, context: Context, default: Any) -> FlagEvaluation:
+        detail = self.ld.variation_detail(key, context, default)
+        reason = detail.reason or {}
+        error = reason.get("errorKind")
+        return FlagEvaluation(
+            key=key,
+            value=detail.value,
+            variation=detail.variation_index,
+            reason=str(reason.get("kind", "UNKNOWN")),
+            error=str(error) if error else None,
+            is_default=detail.variation_index is None,
+        )
+
+    def kill_switch(self, agent: str, tool: str | None, context: Context) -> KillSwitchCheck:
+        keys = [GLOBAL_KILL_SWITCH, agent_kill_switch(agent)]
+        if tool is not None:
+            keys.append(tool_kill_switch(tool))
+        for key in keys:
+            if self.evaluate(key, context, False).value is True:
+                scope = f"tool {tool}" if key == keys[-1] and tool else f"agent {agent}"
+                if key == GLOBAL_KILL_SWITCH:
+                    scope = "all agents"
+                return KillSwitchCheck(
+                    is_killed=True, flag=key, reason=f"kill switch {key} is on ({scope})"
+                )
+        return KillSwitchCheck(is_killed=False)
+
+    def close(self) -> None:
+        self.ld.close()  # type: ignore[no-untyped-call]
+
+
+_clients: dict[tuple[object, ...], FlagClient] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_flag_client(settings: Settings) -> FlagClient:
+    """The process's flag client for these settings (one per worker process and source)."""
+    key = (
+        settings.launchdarkly_sdk_key.get_secret_value() if settings.launchdarkly_sdk_key else None,
+        settings.launchdarkly_base_uri,
+        str(settings.flags_file),
+        settings.flags_poll_seconds,
+    )
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = FlagClient.from_settings(settings)
+        return client
+
+
+class FlagActivities:
+    def __init__(self, flags: FlagClient) -> None:
+        self._flags = flags
+
+    @activity.defn(name=names.CHECK_KILL_SWITCH)
+    async def check_kill_switch(self, request: KillSwitchInput) -> KillSwitchCheck:
+        context = evaluation_context(request.agent, request.context)
+        check = await asyncio.to_thread(
+            self._flags.kill_switch, request.agent, request.tool, context
+        )
+        if check.is_killed:
+            log.warning(
+                "safety event",
+                kind="kill_switch",
+                flag=check.flag,
+                tool=request.tool,
+                detail=check.reason,
+            )
+        return check

@@ -1,0 +1,310 @@
+"""Flags in charge of runs, on the time-skipping server: choices recorded in history,
+fail-safe defaults when flags cannot be evaluated, kill switches checked before each call,
+and shadow runs that never execute a write tool."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from activities.flags import FlagClient, evaluation_context
+from activities.models.local import LocalProvider
+from activities.tools.ledger import Ledger
+from activities.tools.registry import Tool
+from activities.tools.support import support_tools
+from opsready.settings import PROJECT_ROOT, Settings
+from tests.conftest import write_agent
+from tests.fakes.scripted import ScriptedProvider, answer, calls
+from tests.workflows.conftest import TESTER, CloseAccountArgs, _close_account
+from workers.app import WORKFLOWS, build_activities, build_worker
+from workflows.types import (
+    AgentRunRequest,
+    AgentRunResult,
+    AgentRunState,
+    RiskTier,
+    RunStatus,
+    StopReason,
+)
+
+SMALL_REFUND = "My mug from order A-1001 arrived broken, please refund it"
+FLAGS = PROJECT_ROOT / "temporal-dev" / "flags.json"
+
+VARIANTS = """
+[prompts.v3]
+system = "You are the candidate test agent."
+
+[variants.candidate]
+prompt_version = "v3"
+"""
+
+
+def write_flags(path: Path, change: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Rewrite the flag file the way `opsready flags` does: changed, version bumped, atomic."""
+    data = json.loads((path if path.exists() else FLAGS).read_text())
+    if change is not None:
+        change(data["flags"])
+        for flag in data["flags"].values():
+            flag["version"] += 1
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+def serve(variation: int, *keys: str) -> Callable[[dict[str, Any]], None]:
+    def change(flags: dict[str, Any]) -> None:
+        for key in keys:
+            flags[key]["fallthrough"] = {"variation": variation}
+
+    return change
+
+
+def set_value(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def change(flags: dict[str, Any]) -> None:
+        flags[key]["variations"] = [value]
+        flags[key]["fallthrough"] = {"variation": 0}
+
+    return change
+
+
+@dataclass
+class FlagRig:
+    client: Client
+    settings: Settings
+    flags: FlagClient
+    scripted: ScriptedProvider
+    ledger: Ledger
+
+    async def run(self, agent: str, text: str) -> tuple[str, AgentRunResult]:
+        run_id = f"flags-{agent}-{uuid.uuid4().hex[:8]}"
+        result = await self.client.execute_workflow(
+            "AgentRun",
+            AgentRunRequest(agent=agent, input=text, user_id="customer-1"),
+            id=run_id,
+            task_queue=self.settings.task_queue,
+            result_type=AgentRunResult,
+        )
+        return run_id, result
+
+    async def until_flag(self, key: str, value: Any, timeout: float = 10) -> None:
+        """Wait until the flag client has read the file's new value (it polls the file)."""
+        context = evaluation_context("tester")
+        async with asyncio.timeout(timeout):
+            while True:
+                if self.flags.evaluate(key, context, None).value == value:
+                    return
+                await asyncio.sleep(0.02)
+
+
+@asynccontextmanager
+async def flag_rig(
+    env: WorkflowEnvironment, root: Path, *, flags: FlagClient | None = None, **settings: Any
+) -> AsyncIterator[FlagRig]:
+    agents_dir = root / "agents"
+    write_agent(
+        agents_dir,
+        "tester",
+        TESTER.format(
+            name="tester",
+            max_steps=4,
+            max_tokens=100000,
+            max_cost=1.0,
+            run_timeout=86400,
+            can_events=5000,
+        )
+        + VARIANTS,
+    )
+    (agents_dir / "support-triage.toml").write_text(
+        (PROJECT_ROOT / "agents" / "support-triage.toml").read_text()
+    )
+    flags_file = root / "flags.json"
+    write_flags(flags_file)
+    config = Settings(
+        agents_dir=agents_dir,
+        data_dir=root / "data",
+        task_queue=f"flags-{uuid.uuid4().hex[:8]}",
+        flags_file=flags_file,
+        flags_poll_seconds=0.05,
+        worker_versioning=False,
+        **settings,
+    )
+    client = flags or FlagClient.from_settings(config)
+    scripted = ScriptedProvider({})
+    tools = [
+        *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
+        Tool(
+            name="close_account",
+            description="Close a customer account.",
+            args=CloseAccountArgs,
+            risk_tier=RiskTier.DESTRUCTIVE,
+            fn=_close_account,
+        ),
+    ]
+    activities = build_activities(
+        config,
+        providers={"scripted": scripted, "local": LocalProvider()},
+        tools=tools,
+        flags=client,
+    )
+    try:
+        async with build_worker(env.client, config, activities=activities):
+            yield FlagRig(
+                env.client,
+                config,
+                client,
+                scripted,
+                Ledger(config.data_dir / "side_effects.sqlite"),
+            )
+    finally:
+        client.close()
+
+
+def close_then_answer(account: str) -> Callable[[Any], Any]:
+    def script(request: Any) -> Any:
+        if any(m.role == "tool" for m in request.messages):
+            return answer("done")
+        return calls(1, ("close_account", {"account_id": account}))
+
+    return script
+
+
+async def test_flag_choices_are_recorded_and_replay_after_the_file_changes(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(time_env, tmp_path) as rig:
+        write_flags(rig.settings.flags_file, serve(1, "agent-variant"))
+        await rig.until_flag("agent-variant", "candidate")
+        text = f"hello {uuid.uuid4().hex[:6]}"
+        rig.scripted.scripts[text] = lambda request: answer("hi")
+        run_id, result = await rig.run("tester", text)
+        assert result.status is RunStatus.COMPLETED
+        assert result.config is not None
+        assert (result.config.variant, result.config.prompt_version) == ("candidate", "v3")
+        variant = next(f for f in result.config.flags if f.key == "agent-variant")
+        assert (variant.value, variant.variation, variant.reason) == ("candidate", 1, "FALLTHROUGH")
+        assert rig.scripted.requests[-1].messages[0].content == "You are the candidate test agent."
+
+        # The flag flips back; the recorded run neither changes nor fails to replay.
+        write_flags(rig.settings.flags_file, serve(0, "agent-variant"))
+        await rig.until_flag("agent-variant", "control")
+        history = await rig.client.get_workflow_handle(run_id).fetch_history()
+        replay = await Replayer(
+            workflows=WORKFLOWS, data_converter=pydantic_data_converter
+        ).replay_workflow(WorkflowHistory.from_json(run_id, history.to_json()))
+        assert replay.replay_failure is None
+        # A query of the closed run replays it on the worker: still the candidate.
+        state = await rig.client.get_workflow_handle(run_id).query(
+            "state", result_type=AgentRunState
+        )
+        assert state.config is not None and state.config.variant == "candidate"
+
+
+async def test_missing_flag_uses_defaults_marks_the_run_and_refuses_destructive_tools(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(time_env, tmp_path) as rig:
+        write_flags(rig.settings.flags_file, lambda flags: flags.pop("model"))
+        text = f"close it {uuid.uuid4().hex[:6]}"
+        rig.scripted.scripts[text] = close_then_answer("acct-7")
+        _, result = await rig.run("tester", text)
+
+    assert result.status is RunStatus.COMPLETED
+    assert result.config is not None and result.config.model == "scripted/test"
+    assert "flag model: FLAG_NOT_FOUND" in (result.config.flags_degraded or "")
+    kinds = [event.kind for event in result.safety_events]
+    assert "flags_degraded" in kinds and "flags_degraded_refusal" in kinds
+    [close] = result.tool_calls
+    assert close.decision == "denied" and not close.ok
+    assert await rig.ledger.effects() == []
+
+
+async def test_unreachable_launchdarkly_uses_agent_defaults_and_fails_closed(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(
+        time_env,
+        tmp_path,
+        launchdarkly_sdk_key=SecretStr("sdk-test-key"),
+        launchdarkly_base_uri="http://127.0.0.1:9",  # nothing listens: unreachable
+        flags_start_wait_seconds=0.2,
+    ) as rig:
+        assert not rig.flags.is_ready
+        text = f"close it {uuid.uuid4().hex[:6]}"
+        rig.scripted.scripts[text] = close_then_answer("acct-8")
+        _, result = await rig.run("tester", text)
+
+    assert result.status is RunStatus.COMPLETED
+    assert result.config is not None
+    assert (result.config.variant, result.config.prompt_version) == ("control", "v2")
+    assert "CLIENT_NOT_READY" in (result.config.flags_degraded or "")
+    assert all(f.is_default for f in result.config.flags)
+    assert [c.decision for c in result.tool_calls] == ["denied"]
+    assert await rig.ledger.effects() == []
+
+
+async def test_kill_switch_refuses_new_runs_and_a_killed_tool(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(time_env, tmp_path) as rig:
+        write_flags(rig.settings.flags_file, serve(1, "kill-switch.tool.refund_order"))
+        await rig.until_flag("kill-switch.tool.refund_order", True)
+        _, result = await rig.run("support-triage", SMALL_REFUND)
+        assert result.status is RunStatus.COMPLETED  # answered without the refund
+        refund = next(c for c in result.tool_calls if c.tool == "refund_order")
+        assert refund.decision == "denied" and "kill-switch.tool.refund_order" in (
+            refund.error or ""
+        )
+        assert await rig.ledger.refunds() == []
+
+        write_flags(rig.settings.flags_file, serve(1, "kill-switch.agent.support-triage"))
+        await rig.until_flag("kill-switch.agent.support-triage", True)
+        before = len(rig.scripted.requests)
+        _, refused = await rig.run("support-triage", SMALL_REFUND)
+        assert refused.status is RunStatus.HALTED
+        assert refused.stop_reason is StopReason.KILL_SWITCH
+        assert (refused.reason or "").startswith(
+            "refused: kill switch kill-switch.agent.support-triage"
+        )
+        assert refused.steps == 0 and len(rig.scripted.requests) == before
+
+
+async def test_shadow_run_simulates_write_tools_and_records_its_comparison(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(time_env, tmp_path) as rig:
+        write_flags(
+            rig.settings.flags_file, set_value("shadow", {"prompt_version": "v2", "sample_rate": 1})
+        )
+        await rig.until_flag("shadow", {"prompt_version": "v2", "sample_rate": 1})
+        run_id, result = await rig.run("support-triage", SMALL_REFUND)
+        assert result.status is RunStatus.COMPLETED
+        assert result.shadow_run_id == f"{run_id}-shadow"
+        shadow = await rig.client.get_workflow_handle(
+            result.shadow_run_id, result_type=AgentRunResult
+        ).result()
+        refunds = await rig.ledger.refunds()
+
+    # Production made its refund; the shadow proposed the same one and made none.
+    assert [r["idempotency_key"].split(":")[0] for r in refunds] == [run_id]
+    assert shadow.config is not None and shadow.config.is_shadow
+    assert shadow.config.variant == "shadow" and shadow.config.prompt_version == "v2"
+    refund = next(c for c in shadow.tool_calls if c.tool == "refund_order")
+    assert refund.decision == "simulated" and refund.output["simulated"] is True
+    comparison = shadow.shadow_comparison
+    assert comparison is not None
+    assert comparison.production.run_id == run_id
+    assert comparison.same_tool_plan and comparison.same_status
+    assert comparison.production.tool_plan == ["search_kb", "lookup_order", "refund_order"]
+    assert 0.0 <= comparison.output_similarity <= 1.0
