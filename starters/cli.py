@@ -7,21 +7,28 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
-import json
+import importlib
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from opsready.errors import OpsreadyError
 from opsready.settings import PROJECT_ROOT, Settings
 from starters import render
-from starters.client import OpsreadyClient
+from starters.cli_common import Command, connect_client, print_json
 from workflows.types import RunStatus
 
 PROG = "opsready"
+# Command groups in their own modules; each has `register(commands) -> {name: command}`.
+COMMAND_GROUPS = (
+    "starters.flags_cli",
+    "starters.rollout_cli",
+    "starters.shadow_cli",
+    "starters.deploy_cli",
+    "starters.agents_cli",
+)
 
 
 def _operator() -> str:
@@ -101,52 +108,42 @@ def build_parser() -> argparse.ArgumentParser:
     history_commands = history.add_subparsers(dest="history_command", required=True)
     record = history_commands.add_parser("record", help="record the demo scenarios' histories")
     record.add_argument("--out", type=Path, default=PROJECT_ROOT / "tests" / "histories")
+    for group in COMMAND_GROUPS:
+        COMMANDS.update(importlib.import_module(group).register(commands))
     return parser
 
 
-def _print_json(value: Any) -> None:
-    if hasattr(value, "model_dump"):
-        value = value.model_dump(mode="json")
-    elif isinstance(value, list):
-        value = [v.model_dump(mode="json") if hasattr(v, "model_dump") else v for v in value]
-    print(json.dumps(value, indent=2, default=str))
-
-
-async def _client(args: argparse.Namespace, settings: Settings) -> OpsreadyClient:
-    return await OpsreadyClient.connect(settings, address=args.address)
-
-
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    client = await _client(args, settings)
+    client = await connect_client(args, settings)
     run_id = await client.start_run(
         args.agent, args.text, user_id=args.user, tenant_id=args.tenant, request_id=args.request_id
     )
     if not args.wait:
         if args.json:
-            _print_json({"run_id": run_id})
+            print_json({"run_id": run_id})
         else:
             print(run_id)
             print(f"  follow it: opsready status {run_id}", file=sys.stderr)
         return 0
     result = await client.result(run_id)
     if args.json:
-        _print_json({"run_id": run_id, **result.model_dump(mode="json")})
+        print_json({"run_id": run_id, **result.model_dump(mode="json")})
     else:
         print(render.result_text(run_id, args.agent, result))
     return 0 if result.status is RunStatus.COMPLETED else 1
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    state = await (await _client(args, settings)).state(args.run_id)
+    state = await (await connect_client(args, settings)).state(args.run_id)
     if args.json:
-        _print_json(state)
+        print_json(state)
     else:
         print(render.state_text(args.run_id, state))
     return 0
 
 
 async def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
-    client = await _client(args, settings)
+    client = await connect_client(args, settings)
     state = await client.decide(
         args.run_id,
         args.command == "approve",
@@ -155,7 +152,7 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
         comment=args.comment,
     )
     if args.json:
-        _print_json(state)
+        print_json(state)
     else:
         verb = "approved" if args.command == "approve" else "rejected"
         print(f"{verb} by {args.approver}; {args.run_id} is now {state.status.value}")
@@ -165,18 +162,18 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise OpsreadyError("--limit must be at least 1")
-    runs = await (await _client(args, settings)).list_runs(
+    runs = await (await connect_client(args, settings)).list_runs(
         status=args.status, agent=args.agent, limit=args.limit
     )
     if args.json:
-        _print_json(runs)
+        print_json(runs)
     else:
         print(render.runs_table(runs))
     return 0
 
 
 async def cmd_halt(args: argparse.Namespace, settings: Settings) -> int:
-    await (await _client(args, settings)).halt(args.run_id, reason=args.reason, by=args.by)
+    await (await connect_client(args, settings)).halt(args.run_id, reason=args.reason, by=args.by)
     print(f"halt sent to {args.run_id}")
     return 0
 
@@ -184,7 +181,7 @@ async def cmd_halt(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
     from starters.setup import ensure_search_attributes
 
-    client = await _client(args, settings)
+    client = await connect_client(args, settings)
     added = await ensure_search_attributes(client.temporal)
     print(f"search attributes added: {', '.join(added)}" if added else "search attributes: ok")
     return 0
@@ -224,7 +221,6 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]
 COMMANDS: dict[str, Command] = {
     "run": cmd_run,
     "status": cmd_status,

@@ -9,6 +9,10 @@ MODEL_CHAT = "opsready.model.chat"
 TOOL_RUN = "opsready.tool.run"
 NOTIFY_APPROVERS = "opsready.approval.notify"
 RECORD_OUTCOME = "opsready.outcome.record"
+ROLLOUT_SET_PERCENT = "rollout.set_percent"
+ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
+CHECK_KILL_SWITCH = "opsready.flags.kill_switch"
+COMPARE_SHADOW = "opsready.shadow.compare"
 
 # Error types activities raise that retrying cannot fix; workflows read them from failures.
 UNKNOWN_AGENT = "UnknownAgent"
@@ -16,3 +20,4 @@ INVALID_AGENT_DEFINITION = "InvalidAgentDefinition"
 UNKNOWN_TOOL = "UnknownTool"
 MODEL_REQUEST_REJECTED = "ModelRequestRejected"
 UNKNOWN_MODEL_PROVIDER = "UnknownModelProvider"
+INVALID_ROLLOUT = "InvalidRollout"  # unknown flag or variation, flag off: fix the request
