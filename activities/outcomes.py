@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import statistics
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
@@ -11,6 +13,7 @@ from temporalio import activity
 
 from opsready.telemetry import Telemetry
 from workflows import activity_names as names
+from workflows.rollout_types import Cohort, CohortStats
 from workflows.types import RunOutcome, RunStatus
 
 log = structlog.get_logger("opsready.run")
@@ -56,6 +59,21 @@ class OutcomeStore:
             rows = db.execute(query + " ORDER BY ended_at", (agent,) if agent else ()).fetchall()
         return [RunOutcome.model_validate_json(row[0]) for row in rows]
 
+    def stats(self, cohort: Cohort) -> CohortStats:
+        """Health numbers of the outcomes `cohort` selects; shadow runs never count.
+
+        `ended_at` is compared as text in SQL, so that pre-filter starts a day early (any
+        UTC offset) and the exact selection is made on the parsed outcomes."""
+        query = "SELECT body FROM outcomes WHERE ended_at >= ?"
+        params = [(_utc(cohort.since) - timedelta(days=1)).isoformat()]
+        if cohort.agent:
+            query += " AND agent = ?"
+            params.append(cohort.agent)
+        with sqlite3.connect(self.path, timeout=30) as db:
+            rows = db.execute(query, params).fetchall()
+        outcomes = (RunOutcome.model_validate_json(row[0]) for row in rows)
+        return _cohort_stats([o for o in outcomes if _in_cohort(cohort, o)])
+
     @activity.defn(name=names.RECORD_OUTCOME)
     async def record_outcome(self, outcome: RunOutcome) -> None:
         await asyncio.to_thread(self._write, outcome)
@@ -94,3 +112,45 @@ class OutcomeStore:
             approvals=[a.outcome for a in outcome.approvals],
             safety_events=outcome.safety_kinds,
         )
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _in_cohort(cohort: Cohort, outcome: RunOutcome) -> bool:
+    if outcome.is_shadow or _utc(outcome.ended_at) < _utc(cohort.since):
+        return False
+    if cohort.agent is not None and outcome.agent != cohort.agent:
+        return False
+    if cohort.build_id is not None and outcome.build_id != cohort.build_id:
+        return False
+    if cohort.exclude_build_id is not None and outcome.build_id == cohort.exclude_build_id:
+        return False
+    if cohort.flag is None:
+        return True
+    # A run that never evaluated the flag belongs to neither side of its rollout.
+    variation = outcome.flag_variations.get(cohort.flag)
+    if variation is None:
+        return False
+    if cohort.variation is not None and variation != cohort.variation:
+        return False
+    return cohort.exclude_variation is None or variation != cohort.exclude_variation
+
+
+def _cohort_stats(outcomes: list[RunOutcome]) -> CohortStats:
+    if not outcomes:
+        return CohortStats()
+    runs = len(outcomes)
+    successes = sum(1 for o in outcomes if o.status is RunStatus.COMPLETED)
+    cost = sum(o.usage.cost_usd for o in outcomes)
+    return CohortStats(
+        runs=runs,
+        successes=successes,
+        success_rate=successes / runs,
+        safety_events_per_run=sum(o.safety_events for o in outcomes) / runs,
+        cost_per_success_usd=cost / successes if successes else None,
+        median_latency_s=statistics.median(
+            (o.ended_at - o.started_at).total_seconds() for o in outcomes
+        ),
+    )

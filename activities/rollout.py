@@ -1,0 +1,125 @@
+"""The activities of `CanaryRollout`: move a flag's traffic, and judge its cohorts' health.
+
+`rollout.set_percent` writes through the flag store (the local flag file, or LaunchDarkly when
+LAUNCHDARKLY_API_TOKEN is set); `rollout.compare_cohorts` reads the recorded run outcomes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.outcomes import OutcomeStore
+from opsready.flagstore import (
+    FlagChangeError,
+    FlagInfo,
+    FlagNotFoundError,
+    FlagStore,
+    flag_store,
+)
+from opsready.settings import Settings
+from workflows import activity_names as names
+from workflows.rollout_types import (
+    CohortComparison,
+    CompareCohortsInput,
+    SetRolloutInput,
+    SetRolloutResult,
+)
+
+log = structlog.get_logger("opsready.rollout")
+
+
+def _refused(message: str) -> ApplicationError:
+    """A rollout the flag cannot take: retrying will not help, the request must change."""
+    return ApplicationError(message, type=names.INVALID_ROLLOUT, non_retryable=True)
+
+
+def control_of(info: FlagInfo, candidate: int) -> int:
+    """The variation the candidate is measured against: what everyone is served now. A
+    split of the candidate and one other variation (this rollout's own earlier write, seen
+    by a retry) names that other one."""
+    if info.fallthrough_variation is not None and info.fallthrough_variation != candidate:
+        return info.fallthrough_variation
+    others = [i for i, pct in (info.rollout or {}).items() if i != candidate and pct > 0]
+    if len(others) == 1 and set(info.rollout or {}) <= {candidate, others[0]}:
+        return others[0]
+    raise _refused(
+        f"cannot tell the control variation of {info.key}: it serves {info.serving()}; "
+        "name it (--control N)"
+    )
+
+
+class RolloutActivities:
+    def __init__(
+        self, settings: Settings, outcome_store: OutcomeStore, flags: FlagStore | None = None
+    ) -> None:
+        self._settings = settings
+        self._outcomes = outcome_store
+        self._flags = flags  # None: the settings' store, opened per call
+
+    @activity.defn(name=names.ROLLOUT_SET_PERCENT)
+    async def set_percent(self, request: SetRolloutInput) -> SetRolloutResult:
+        """Serve the candidate to `percent`% and the control to the rest. A rollback (0%) of a
+        flag someone has turned off leaves it off: it then serves its off variation anyway."""
+        store = self._flags or flag_store(self._settings)
+        try:
+            return await self._set_percent(store, request)
+        except (FlagNotFoundError, FlagChangeError) as err:
+            raise _refused(str(err)) from None
+        finally:
+            if self._flags is None:
+                await store.aclose()
+
+    async def _set_percent(self, store: FlagStore, request: SetRolloutInput) -> SetRolloutResult:
+        flag, candidate, percent = request.flag, request.candidate_variation, request.percent
+        info = await store.get_flag(flag)
+        if not 0 <= candidate < len(info.variations):
+            raise _refused(f"{flag} has no variation {candidate} ({len(info.variations)} exist)")
+        control = request.control_variation
+        if control is None:
+            control = control_of(info, candidate)
+        if control == candidate:
+            raise _refused(f"the candidate and control of {flag} are both variation {candidate}")
+        if not info.on and percent > 0:
+            raise _refused(f"{flag} is off (it serves {info.serving()}); turn it on first")
+        if info.on:
+            info = await store.set_rollout(flag, {control: 100 - percent, candidate: percent})
+        else:
+            # The store can only change the default rule by turning the flag on; an operator
+            # turned it off, so that wins, and turning it on again brings back this split.
+            log.warning(
+                "rollback of an off flag: left off, its default rule unchanged",
+                flag=flag,
+                serving_when_on=info.rollout or info.fallthrough_variation,
+            )
+        log.info(
+            "rollout set",
+            flag=flag,
+            candidate=candidate,
+            control=control,
+            percent=percent,
+            serving=info.serving(),
+            version=info.version,
+        )
+        rollout = info.rollout or (
+            {info.fallthrough_variation: 100.0} if info.fallthrough_variation is not None else {}
+        )
+        return SetRolloutResult(
+            flag=flag,
+            version=info.version,
+            candidate_variation=candidate,
+            control_variation=control,
+            percent=percent,
+            rollout=rollout,
+        )
+
+    @activity.defn(name=names.ROLLOUT_COMPARE_COHORTS)
+    async def compare_cohorts(self, request: CompareCohortsInput) -> CohortComparison:
+        candidate, control = await asyncio.gather(
+            asyncio.to_thread(self._outcomes.stats, request.candidate),
+            asyncio.to_thread(self._outcomes.stats, request.control),
+        )
+        return CohortComparison(candidate=candidate, control=control)
