@@ -94,7 +94,11 @@ async def _bench(runs: int, rounds: int) -> float:
     from workers.devserver import DevServer, free_port
 
     with tempfile.TemporaryDirectory() as scratch:
-        settings = Settings(data_dir=Path(scratch), task_queue=f"bench-{uuid.uuid4().hex[:6]}")
+        settings = Settings(  # unversioned: the bench measures telemetry, not routing
+            data_dir=Path(scratch),
+            task_queue=f"bench-{uuid.uuid4().hex[:6]}",
+            worker_versioning=False,
+        )
         with DevServer(settings, port=free_port(), headless=True) as server:
             per_run: dict[str, list[float]] = {"off": [], "on": []}
             for _ in range(rounds):

@@ -128,6 +128,12 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> int:
 async def _demo(settings: Settings, *, keep_running: bool) -> int:
     from workers.app import build_worker
     from workers.devserver import DevServer, is_port_open
+    from workers.versioning import (
+        build_id,
+        ensure_current_version,
+        take_over_current_version,
+        versioning_summary,
+    )
 
     server: DevServer | None = None
     address = os.environ.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233"
@@ -146,7 +152,21 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
     try:
         client = await OpsreadyClient.connect(settings, address=address)
         async with build_worker(client.temporal, settings):
-            print(f"Worker polling task queue {settings.task_queue}\n")
+            print(f"Worker polling task queue {settings.task_queue}")
+            print(f"Deployment: {versioning_summary(settings)}")
+            # Versioned like `make dev`: on a server of its own the demo's worker is the only
+            # one, so its build becomes current; on a shared server only a first deploy does.
+            route = take_over_current_version if server else ensure_current_version
+            change = await route(client.temporal, settings)
+            if change is not None:
+                made = " (made current)" if change.after != change.before else ""
+                print(f"New runs go to build {change.after.current}{made}")
+                if change.after.current != build_id(settings):
+                    print(
+                        "  (another build's worker must be running; to use this one: "
+                        f"opsready deploy set-current {build_id(settings)})"
+                    )
+            print()
             print(f"Running the {AGENT} agent:")
             runs = await run_scenarios(client, address)
             print_summary(runs, ui_url)

@@ -64,7 +64,11 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", task_queue=f"tq-{uuid.uuid4().hex[:8]}")
+    # Unversioned: a test worker takes its task queue's tasks without a deployment to route
+    # them (tests/integration/test_versioning.py builds versioned workers itself).
+    return Settings(
+        data_dir=tmp_path / "data", task_queue=f"tq-{uuid.uuid4().hex[:8]}", worker_versioning=False
+    )
 
 
 def write_agent(agents_dir: Path, name: str, toml: str) -> None:

@@ -9,11 +9,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.config import ConfigActivities
+from activities.flags import FlagActivities, FlagClient, shared_flag_client
 from activities.models.activity import ModelActivities
 from activities.models.base import ModelProvider
 from activities.models.local import LocalProvider
 from activities.notify import NotifyActivities
 from activities.outcomes import OutcomeStore
+from activities.rollout import RolloutActivities
+from activities.shadow import ShadowActivities
 from activities.tools.activity import ToolActivities
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolRegistry
@@ -21,9 +24,11 @@ from activities.tools.support import support_tools
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workers.interceptors import CorrelationInterceptor
+from workers.versioning import UnversionedWorkflows, deployment_config, is_versioned
 from workflows.agent_run import AgentRunWorkflow
+from workflows.canary_rollout import CanaryRolloutWorkflow
 
-WORKFLOWS: list[type] = [AgentRunWorkflow]
+WORKFLOWS: list[type] = [AgentRunWorkflow, CanaryRolloutWorkflow]
 
 
 def default_tools(settings: Settings) -> list[Tool]:
@@ -54,8 +59,10 @@ def build_activities(
     tools: Sequence[Tool] | None = None,
     namespace: str = "default",
     telemetry: Telemetry | None = None,
+    flags: FlagClient | None = None,
 ) -> list[Callable[..., Any]]:
     telemetry = telemetry or Telemetry.create()
+    flags = flags or shared_flag_client(settings)
     registry = ToolRegistry(default_tools(settings) if tools is None else tools)
     ledger = Ledger(settings.data_dir / "side_effects.sqlite")
     models = ModelActivities(
@@ -65,12 +72,17 @@ def build_activities(
     )
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
+    rollout = RolloutActivities(settings, outcomes)
     return [
-        ConfigActivities(settings, registry).resolve_config,
+        ConfigActivities(settings, registry, flags).resolve_config,
+        FlagActivities(flags).check_kill_switch,
+        ShadowActivities().compare_shadow,
         models.chat,
         ToolActivities(registry, ledger, telemetry).run_tool,
         notify.notify_approvers,
         outcomes.record_outcome,
+        rollout.set_percent,
+        rollout.compare_cohorts,
     ]
 
 
@@ -91,5 +103,17 @@ def build_worker(
         else build_activities(settings, namespace=client.namespace),
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
-        **{"interceptors": [CorrelationInterceptor()], **worker_options},
+        **_worker_options(settings, worker_options),
     )
+
+
+def _worker_options(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Interceptors and versioning, which callers may override (`build_worker(**options)`)."""
+    options: dict[str, Any] = {"interceptors": [CorrelationInterceptor()]}
+    config = deployment_config(settings)
+    if config is not None:
+        options["deployment_config"] = config
+    options.update(overrides)
+    if not is_versioned(options.get("deployment_config")):
+        options["interceptors"] = [*options["interceptors"], UnversionedWorkflows()]
+    return options

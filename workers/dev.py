@@ -11,6 +11,7 @@ from opsready.settings import Settings
 from opsready.telemetry import export_summary
 from workers.devserver import DevServer, is_port_open
 from workers.main import run_worker
+from workers.versioning import versioning_summary
 
 
 def run_dev(settings: Settings) -> int:
@@ -32,16 +33,20 @@ def run_dev(settings: Settings) -> int:
         f"\nTemporal:     {address} (namespace default)\n"
         f"Temporal UI:  {settings.ui_url}/namespaces/default/workflows\n"
         f"Task queue:   {settings.task_queue}\n"
+        f"Deployment:   {versioning_summary(settings)}\n"
         f"Telemetry:    {export_summary().removeprefix('telemetry: ')}\n"
         "Logs:         this terminal (OPSREADY_LOG_FORMAT=json|console)\n"
         "Try:          opsready run support-triage "
         "'My headphones from order A-1002 arrived broken, refund please' --user me\n"
         "              opsready list --status awaiting_approval\n"
         "              opsready approve RUN --as alice\n"
+        "              opsready deploy status\n"
         "Ctrl-C stops the worker" + (" and the server.\n" if server else ".\n")
     )
     try:
-        asyncio.run(run_worker(settings, address=address))
+        # On a server of its own, dev's worker is the deployment's only one: its version
+        # becomes current even over the build the persistent database remembers.
+        asyncio.run(run_worker(settings, address=address, take_over=server is not None))
     except KeyboardInterrupt:
         pass
     finally:

@@ -100,9 +100,9 @@ async def observed(
     configure_logging(fmt="json", stream=logs, level="INFO")
     # No workflow cache: every workflow task replays the history from the start, so a
     # workflow log line that is not replay-safe would appear again and again.
-    settings = Settings(data_dir=root / "data", task_queue="telemetry").model_copy(
-        update={"max_cached_workflows": 0}
-    )
+    settings = Settings(
+        data_dir=root / "data", task_queue="telemetry", worker_versioning=False
+    ).model_copy(update={"max_cached_workflows": 0})
     address = dev_env.client.service_client.config.target_host
     temporal = await connect(address, telemetry=telemetry)
     activities = build_activities(
@@ -272,7 +272,9 @@ async def test_worker_exposes_temporal_sdk_metrics_on_prometheus(
     from workers.main import sdk_runtime
 
     port = free_port()
-    settings = Settings(data_dir=tmp_path, task_queue="prom", metrics_port=port)
+    settings = Settings(
+        data_dir=tmp_path, task_queue="prom", metrics_port=port, worker_versioning=False
+    )
     runtime = sdk_runtime(settings, host="127.0.0.1")
     assert runtime is not None
     address = dev_env.client.service_client.config.target_host

@@ -44,7 +44,9 @@ async def main() -> None:
     for flag in ("--address", "--task-queue", "--data-dir", "--hang-file", "--reached-file"):
         parser.add_argument(flag, required=True)
     args = parser.parse_args()
-    settings = Settings(task_queue=args.task_queue, data_dir=Path(args.data_dir))
+    settings = Settings(
+        task_queue=args.task_queue, data_dir=Path(args.data_dir), worker_versioning=False
+    )
     tools = [
         hanging_after_effect(tool, Path(args.hang_file), Path(args.reached_file))
         if tool.name == "refund_order"

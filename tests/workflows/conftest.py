@@ -140,7 +140,10 @@ async def harness(
         (PROJECT_ROOT / "agents" / "support-triage.toml").read_text()
     )
     settings = Settings(
-        agents_dir=agents_dir, data_dir=root / "data", task_queue=f"wf-{uuid.uuid4().hex[:8]}"
+        agents_dir=agents_dir,
+        data_dir=root / "data",
+        task_queue=f"wf-{uuid.uuid4().hex[:8]}",
+        worker_versioning=False,  # the time-skipping server has no Worker Deployments
     )
     scripted = ScriptedProvider({})
     tools = [
