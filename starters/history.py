@@ -1,58 +1,276 @@
-"""`opsready history record`: capture golden histories of the demo scenarios.
+"""`opsready history record`: golden histories of every status and approval path, and the
+replay check that reads them.
 
-Starts a throw-away dev server (free port, in-memory) and a worker, runs every scenario,
-and writes each run's history as JSON into `tests/histories/`, where the replay test
-checks that the current workflow code still replays them.
+Recording plays `starters.history_scenarios.SCENARIOS` on a throw-away time-skipping server
+and writes each run's history as `tests/histories/agent_run-<scenario>.json`. The replay
+tests (tests/replay/) replay every file against the current workflow code; `replay_history`
+reports a failure with the file, the workflow and the event where the code diverged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+from temporalio.api.history.v1 import HistoryEvent
+from temporalio.client import Client, WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
-from starters.client import OpsreadyClient
-from starters.demo import Actor, run_scenarios
+from starters.history_scenarios import SCENARIOS, Rig, Scenario, scenario_rig, time_skipping_env
+from workflows.types import AgentRunResult
+
+# Recorded by the demo before the kill-switch patch: they prove runs started on that code
+# still replay, so they are kept as they are and never re-recorded.
+LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
+FILE_PREFIX = "agent_run-"
 
 
-def client_actor(client: OpsreadyClient) -> Actor:
-    async def act(action: str, run_id: str, address: str) -> None:
-        if action == "approve":
-            await client.approve(run_id, "alice", comment="damaged in transit")
-        elif action == "reject":
-            await client.reject(run_id, "bob", comment="over the auto-refund limit")
-        else:
-            await client.halt(run_id, reason="golden: stop this run", by="oncall")
+def history_path(out_dir: Path, name: str) -> Path:
+    return out_dir / f"{FILE_PREFIX}{name}.json"
 
-    return act
+
+def file_names(scenario: Scenario) -> list[str]:
+    """The histories a scenario records: one per run of its chain, then its shadow twin."""
+    runs = [f"{scenario.name}-run{i}" for i in range(1, scenario.runs + 1)]
+    twin = [f"{scenario.name}-twin"] if scenario.has_twin else []
+    return (runs if scenario.runs > 1 else [scenario.name]) + twin
+
+
+# --- recording ------------------------------------------------------------------------------
 
 
 def record(settings: Settings, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    configure_logging(level="ERROR")  # the scenario story is the output
-    return asyncio.run(_record(settings, out_dir))
+    configure_logging(level="ERROR")  # the list of files is the output
+    started = time.monotonic()
+    written = asyncio.run(_record(settings, out_dir))
+    print(f"recorded {len(written)} histories in {time.monotonic() - started:.1f}s")
+    return written
 
 
 async def _record(settings: Settings, out_dir: Path) -> list[Path]:
-    from workers.app import build_worker
-    from workers.devserver import DevServer, free_port
-
+    clash = {name for s in SCENARIOS for name in file_names(s)} & set(LEGACY_SCENARIOS)
+    if clash:
+        raise OpsreadyError(f"scenario names {sorted(clash)} would overwrite pre-patch histories")
+    written = []
     with tempfile.TemporaryDirectory() as scratch:
-        settings = settings.model_copy(update={"data_dir": Path(scratch)})
-        with DevServer(settings, port=free_port(), headless=True) as server:
-            client = await OpsreadyClient.connect(settings, address=server.address)
-            async with build_worker(client.temporal, settings):
-                runs = await run_scenarios(
-                    client, server.address, actor=client_actor(client), prefix="golden"
-                )
-            written = []
-            for run in runs:
-                handle = client.temporal.get_workflow_handle(run.run_id)
-                history = await handle.fetch_history()
-                path = out_dir / f"agent_run-{run.name}.json"
-                path.write_text(history.to_json())
-                written.append(path)
-                print(f"wrote {path} ({run.result.status.value})")
+        async with time_skipping_env() as env, scenario_rig(env, Path(scratch), settings) as rig:
+            for scenario in SCENARIOS:
+                await rig.serve_flags(scenario.flags)
+                for name, history, result in await play(rig, scenario):
+                    path = history_path(out_dir, name)
+                    path.write_text(history.to_json())
+                    written.append(path)
+                    ended = _ending(history) or result.status.value
+                    print(f"wrote {path} ({ended}, {len(history.events)} events)")
     return written
+
+
+async def play(rig: Rig, scenario: Scenario) -> list[tuple[str, WorkflowHistory, AgentRunResult]]:
+    """Play one scenario; the histories of its runs, named, with the run's result. Raises
+    when the run did not end the way the scenario says (a broken recording, not a history)."""
+    client = rig.client
+    workflow_id = f"golden-{scenario.name}-{uuid.uuid4().hex[:6]}"
+    handle = await scenario.play(rig, workflow_id)
+    result = await handle.result()
+    status, stop_reason = scenario.ends
+    _check(scenario.name, result, status.value, stop_reason.value)
+    assert handle.first_execution_run_id is not None
+    chain = await fetch_chain(client, workflow_id, handle.first_execution_run_id)
+    if len(chain) != scenario.runs:
+        raise OpsreadyError(
+            f"scenario {scenario.name}: {len(chain)} runs in its chain, expected {scenario.runs}"
+        )
+    names = file_names(scenario)
+    taken = [
+        (name, _with_workflow_id(history, workflow_id), result)
+        for name, history in zip(names, chain, strict=False)
+    ]
+    if scenario.has_twin:
+        if result.shadow_run_id is None:
+            raise OpsreadyError(f"scenario {scenario.name}: no shadow run was started")
+        twin = client.get_workflow_handle(result.shadow_run_id, result_type=AgentRunResult)
+        twin_result = await twin.result()
+        _check(f"{scenario.name} twin", twin_result, status.value, None)
+        history = await twin.fetch_history()
+        taken.append((names[-1], _with_workflow_id(history, twin.id), twin_result))
+    return taken
+
+
+def _check(name: str, result: AgentRunResult, status: str, stop_reason: str | None) -> None:
+    got = (result.status.value, result.stop_reason.value if result.stop_reason else None)
+    if got[0] != status or (stop_reason is not None and got[1] != stop_reason):
+        raise OpsreadyError(
+            f"scenario {name} ended {got[0]} ({got[1]}: {result.reason}), "
+            f"expected {status} ({stop_reason})"
+        )
+
+
+def _with_workflow_id(history: WorkflowHistory, workflow_id: str) -> WorkflowHistory:
+    """The time-skipping server leaves the start event's workflowId empty (a real server fills
+    it): fill it, so the file names its workflow and a replay failure can say which it was."""
+    started = history.events[0].workflow_execution_started_event_attributes
+    if not started.workflow_id:
+        started.workflow_id = workflow_id
+    return history
+
+
+def _ending(history: WorkflowHistory) -> str | None:
+    last = history.events[-1]
+    if last.HasField("workflow_execution_continued_as_new_event_attributes"):
+        return "continued as new"
+    return None
+
+
+async def fetch_chain(client: Client, workflow_id: str, first_run_id: str) -> list[WorkflowHistory]:
+    """The histories of every run of a continue-as-new chain, first run first."""
+    chain = []
+    run_id: str | None = first_run_id
+    while run_id:
+        history = await client.get_workflow_handle(workflow_id, run_id=run_id).fetch_history()
+        chain.append(history)
+        last = history.events[-1]
+        run_id = None
+        if last.HasField("workflow_execution_continued_as_new_event_attributes"):
+            run_id = last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+    return chain
+
+
+# --- replaying ------------------------------------------------------------------------------
+
+# sdk-core names the history event it could not match: "... HistoryEvent(id: 44, ActivityTaskScheduled)"
+_EVENT = re.compile(r"HistoryEvent\(id: (\d+), (\w+)")
+
+
+@dataclass(frozen=True)
+class ReplayReport:
+    """One history replayed: ok, or why not, in words that name the file, workflow and event."""
+
+    path: Path
+    workflow_type: str
+    workflow_id: str
+    failure: Exception | None
+    event_id: int | None = None
+    event_type: str | None = None
+    event_detail: str | None = None
+
+    @property
+    def is_ok(self) -> bool:
+        return self.failure is None
+
+    def describe(self) -> str:
+        if self.failure is None:
+            return (
+                f"{self.path.name}: workflow {self.workflow_type} (id {self.workflow_id}) replays"
+            )
+        where = (
+            f"at event {self.event_id} {self.event_type}"
+            + (f" ({self.event_detail})" if self.event_detail else "")
+            if self.event_id is not None
+            else "at an event the SDK did not name"
+        )
+        kind = type(self.failure).__name__
+        return (
+            f"{self.path.name}: workflow {self.workflow_type} (id {self.workflow_id}) no longer "
+            f"replays: {kind} {where}. Guard the change with workflow.patched or ship it as a "
+            f"new Worker Deployment Version (README: Changing workflow code). SDK: {self.failure}"
+        )
+
+
+def load_history(path: Path) -> WorkflowHistory:
+    """A history file as written by `opsready history record` or `temporal workflow show -o json`;
+    the workflow id comes from its start event (the file name when the event lacks it)."""
+    data = json.loads(path.read_text())
+    started = data["events"][0].get("workflowExecutionStartedEventAttributes", {})
+    return WorkflowHistory.from_json(started.get("workflowId") or path.stem, data)
+
+
+async def replay_history(path: Path, workflows: Sequence[type]) -> ReplayReport:
+    [report] = await replay_histories([path], workflows)
+    return report
+
+
+async def replay_histories(paths: Sequence[Path], workflows: Sequence[type]) -> list[ReplayReport]:
+    """Replay each file against `workflows` (one replay worker for all); a report per file."""
+    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    histories = {path: load_history(path) for path in paths}
+
+    async def each() -> AsyncIterator[WorkflowHistory]:
+        for history in histories.values():
+            yield history
+
+    reports: list[ReplayReport] = []
+    async with replayer.workflow_replay_iterator(each()) as results:
+        async for result in results:  # one result per history, in order
+            path = paths[len(reports)]
+            reports.append(_report(path, histories[path], result.replay_failure))
+    return reports
+
+
+def _report(path: Path, history: WorkflowHistory, failure: Exception | None) -> ReplayReport:
+    started = history.events[0].workflow_execution_started_event_attributes
+    workflow_type, workflow_id = started.workflow_type.name, history.workflow_id
+    match = _EVENT.search(str(failure)) if failure is not None else None
+    if match is None:
+        return ReplayReport(path, workflow_type, workflow_id, failure)
+    event_id = int(match.group(1))
+    event = next((e for e in history.events if e.event_id == event_id), None)
+    return ReplayReport(
+        path,
+        workflow_type,
+        workflow_id,
+        failure,
+        event_id=event_id,
+        event_type=match.group(2),
+        event_detail=event_detail(event) if event is not None else None,
+    )
+
+
+def patch_ids(history: WorkflowHistory) -> set[str]:
+    """The `workflow.patched` ids a history recorded (its `core_patch` markers)."""
+    ids = set()
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if (
+            event.HasField("marker_recorded_event_attributes")
+            and marker.marker_name == "core_patch"
+        ):
+            ids.add(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return ids
+
+
+def activity_types(history: WorkflowHistory) -> set[str]:
+    """The names of the activities a history scheduled."""
+    return {
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in history.events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    }
+
+
+def event_detail(event: HistoryEvent) -> str | None:
+    """What an event is about, in a few words: its activity, timer, marker, signal or child."""
+    if event.HasField("activity_task_scheduled_event_attributes"):
+        return f"activity {event.activity_task_scheduled_event_attributes.activity_type.name}"
+    if event.HasField("timer_started_event_attributes"):
+        timeout = event.timer_started_event_attributes.start_to_fire_timeout.ToTimedelta()
+        return f"timer of {timeout.total_seconds():g}s"
+    if event.HasField("marker_recorded_event_attributes"):
+        return f"marker {event.marker_recorded_event_attributes.marker_name}"
+    if event.HasField("workflow_execution_signaled_event_attributes"):
+        return f"signal {event.workflow_execution_signaled_event_attributes.signal_name}"
+    if event.HasField("start_child_workflow_execution_initiated_event_attributes"):
+        attrs = event.start_child_workflow_execution_initiated_event_attributes
+        return f"child {attrs.workflow_type.name} {attrs.workflow_id}"
+    return None

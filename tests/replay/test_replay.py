@@ -1,41 +1,122 @@
 """Golden histories replay against the current workflow code (the upgrade-safety gate).
 
-A failure here means a change to workflow code would break runs already in flight:
-guard it with `workflow.patched` or ship it as a new Worker Deployment Version, then
-re-record with `make histories`.
+A failure here means a change to workflow code would break runs already in flight: the
+message names the file, the workflow and the event where the code diverged. Guard the change
+with `workflow.patched` or ship it as a new Worker Deployment Version, then re-record with
+`make histories` (README: "Changing workflow code").
 """
 
 from __future__ import annotations
 
+import base64
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
+from starters.history import (
+    LEGACY_SCENARIOS,
+    file_names,
+    history_path,
+    load_history,
+    patch_ids,
+    replay_history,
+)
+from starters.history_scenarios import SCENARIOS
 from workers.app import WORKFLOWS
+from workflows.agent_run import KILL_SWITCH_PATCH
+from workflows.types import RunStatus, StopReason
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
-
-
-def test_golden_histories_cover_every_demo_path() -> None:
-    names = {path.stem for path in HISTORIES}
-    assert {
-        "agent_run-answered",
-        "agent_run-approved",
-        "agent_run-rejected",
-        "agent_run-halted",
-    } <= names
-
-
-def _read(path: Path) -> str:
-    return path.read_text()
+HISTORY_DIR = Path(__file__).parent.parent / "histories"
+HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
 async def test_golden_history_replays(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, _read(path))
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
-    assert result.replay_failure is None, f"{path.name} no longer replays: {result.replay_failure}"
+    report = await replay_history(path, WORKFLOWS)
+    assert report.is_ok, report.describe()
+
+
+# --- what the histories cover -------------------------------------------------------------
+
+
+@dataclass
+class Facts:
+    """What one history shows: statuses it passed through, how it ended, its patches."""
+
+    statuses: set[str] = field(default_factory=set)
+    stop_reason: str | None = None
+    approvals: list[dict[str, Any]] = field(default_factory=list)
+    signals: set[str] = field(default_factory=set)
+    updates: set[str] = field(default_factory=set)
+    patches: set[str] = field(default_factory=set)
+
+
+def _payload(payload: dict[str, Any]) -> Any:
+    return json.loads(base64.b64decode(payload["data"]))
+
+
+def facts(path: Path) -> Facts:
+    found = Facts(patches=patch_ids(load_history(path)))
+    for event in json.loads(path.read_text())["events"]:
+        if upsert := event.get("upsertWorkflowSearchAttributesEventAttributes"):
+            status = upsert["searchAttributes"]["indexedFields"].get("AgentStatus")
+            if status is not None:
+                found.statuses.add(_payload(status))
+        elif signal := event.get("workflowExecutionSignaledEventAttributes"):
+            found.signals.add(signal["signalName"])
+        elif update := event.get("workflowExecutionUpdateAcceptedEventAttributes"):
+            found.updates.add(update["acceptedRequest"]["input"]["name"])
+        elif completed := event.get("workflowExecutionCompletedEventAttributes"):
+            result = _payload(completed["result"]["payloads"][0])
+            found.statuses.add(result["status"])
+            found.stop_reason = result["stop_reason"]
+            found.approvals = result["approvals"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def all_facts() -> dict[str, Facts]:
+    return {path.stem.removeprefix("agent_run-"): facts(path) for path in HISTORIES}
+
+
+def test_every_scenario_has_its_golden_histories() -> None:
+    expected = {*LEGACY_SCENARIOS, *(name for s in SCENARIOS for name in file_names(s))}
+    missing = sorted(name for name in expected if not history_path(HISTORY_DIR, name).exists())
+    assert not missing, f"no golden history for {missing}: run `make histories`"
+
+
+def test_golden_histories_cover_every_status_and_stop_reason(all_facts: dict[str, Facts]) -> None:
+    statuses = set().union(*(f.statuses for f in all_facts.values()))
+    assert not {s.value for s in RunStatus} - statuses, "statuses without a golden history"
+    stop_reasons = {f.stop_reason for f in all_facts.values()}
+    assert not {r.value for r in StopReason} - stop_reasons, "stop reasons without a history"
+
+
+def test_golden_histories_cover_every_approval_path(all_facts: dict[str, Facts]) -> None:
+    paths = {
+        (a["outcome"], a["was_escalated"], via)
+        for f in all_facts.values()
+        for a in f.approvals
+        for via in (f.signals & {"approval_decision", "halt"}) | f.updates or {"timeout"}
+    }
+    for path in [
+        ("approved", False, "approval_decision"),  # the signal (Temporal UI, service code)
+        ("approved", False, "decide"),  # the update (the `opsready approve` CLI)
+        ("approved", True, "decide"),  # by the escalation target, after escalation
+        ("rejected", False, "approval_decision"),
+        ("timed_out", True, "timeout"),  # nobody decided: fails closed after escalation
+        ("timed_out", False, "timeout"),  # the run's own deadline came first
+        ("halted", False, "halt"),
+    ]:
+        assert path in paths, f"no golden history for approval path {path}"
+
+
+def test_golden_histories_cover_both_patch_generations(all_facts: dict[str, Facts]) -> None:
+    unpatched = {name for name, f in all_facts.items() if KILL_SWITCH_PATCH not in f.patches}
+    patched = set(all_facts) - unpatched
+    # Runs started before the kill-switch patch must keep replaying until it is retired.
+    assert set(LEGACY_SCENARIOS) <= unpatched
+    assert patched, f"no history recorded with the {KILL_SWITCH_PATCH!r} patch"

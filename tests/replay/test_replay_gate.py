@@ -1,0 +1,144 @@
+"""The replay gate stops an unguarded reordering of AgentRun's commands, and lets the same
+change through behind `workflow.patched`.
+
+The change: give approvers a quiet period. Today a run notifies its approvers, then waits;
+changed, it first waits up to a minute for a decision (someone watching the UI) and pages
+only when none came. That puts a timer before the notify activity, so every history that
+notified approvers no longer replays, unless the change is patched.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio import workflow
+from temporalio.common import VersioningBehavior
+
+from starters.history import (
+    LEGACY_SCENARIOS,
+    activity_types,
+    history_path,
+    load_history,
+    patch_ids,
+    play,
+    replay_histories,
+)
+from starters.history_scenarios import SCENARIOS, scenario_rig, time_skipping_env
+from workflows import activity_names as names
+from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
+from workflows.canary_rollout import CanaryRolloutWorkflow
+from workflows.types import (
+    AGENT_RUN_WORKFLOW,
+    AgentRunRequest,
+    AgentRunResult,
+    PendingApproval,
+    RunConfig,
+)
+
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+QUIET_SECONDS = 60
+QUIET_PATCH = "approval-quiet-period"
+PINNED = VersioningBehavior.PINNED
+
+
+# Unsandboxed: the gate is about the commands a class emits, which the sandbox does not
+# change, and the sandbox would re-import this test module (and its I/O) for every run.
+@workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
+class UnguardedQuietPeriod(AgentRunWorkflow):
+    @workflow.run
+    async def run(self, request: AgentRunRequest) -> AgentRunResult:
+        return await super().run(request)
+
+    async def _notify(
+        self,
+        config: RunConfig,
+        pending: PendingApproval,
+        recipients: list[str],
+        *,
+        is_escalation: bool = False,
+    ) -> None:
+        if not is_escalation and await self._approvals.wait(pending, QUIET_SECONDS):
+            return  # decided before anyone had to be paged
+        await super()._notify(config, pending, recipients, is_escalation=is_escalation)
+
+
+@workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
+class PatchedQuietPeriod(AgentRunWorkflow):
+    @workflow.run
+    async def run(self, request: AgentRunRequest) -> AgentRunResult:
+        return await super().run(request)
+
+    async def _notify(
+        self,
+        config: RunConfig,
+        pending: PendingApproval,
+        recipients: list[str],
+        *,
+        is_escalation: bool = False,
+    ) -> None:
+        is_quiet = not is_escalation and workflow.patched(QUIET_PATCH)
+        if is_quiet and await self._approvals.wait(pending, QUIET_SECONDS):
+            return
+        await super()._notify(config, pending, recipients, is_escalation=is_escalation)
+
+
+def notifies_approvers(path: Path) -> bool:
+    return names.NOTIFY_APPROVERS in activity_types(load_history(path))
+
+
+def test_changed_classes_keep_every_handler_of_agent_run() -> None:
+    # `_Definition` is the SDK's own record of what a class registers (no public accessor).
+    base = workflow._Definition.must_from_class(AgentRunWorkflow)
+    for changed in (UnguardedQuietPeriod, PatchedQuietPeriod):
+        defn = workflow._Definition.must_from_class(changed)
+        assert defn.name == AGENT_RUN_WORKFLOW
+        assert defn.versioning_behavior is VersioningBehavior.PINNED
+        assert (
+            set(defn.signals)
+            == set(base.signals)
+            == {
+                "approval_decision",
+                "halt",
+                "production_result",
+            }
+        )
+        assert set(defn.queries) == set(base.queries) == {"state"}
+        assert set(defn.updates) == set(base.updates) == {"decide"}
+
+
+async def test_unguarded_reordering_fails_the_gate_naming_workflow_and_event() -> None:
+    reports = await replay_histories(HISTORIES, [UnguardedQuietPeriod, CanaryRolloutWorkflow])
+
+    failed = {r.path.stem for r in reports if not r.is_ok}
+    expected = {path.stem for path in HISTORIES if notifies_approvers(path)}
+    assert {history_path(Path(), n).stem for n in LEGACY_SCENARIOS} & expected  # old runs too
+    assert failed == expected  # every run that paged approvers, and only those
+    for report in (r for r in reports if not r.is_ok):
+        message = report.describe()
+        assert report.workflow_type == AGENT_RUN_WORKFLOW
+        assert report.workflow_id and not report.workflow_id.startswith("agent_run-")
+        assert f"{report.path.name}: workflow AgentRun (id {report.workflow_id})" in message
+        # Where it diverged: the notify activity the history has and the changed code lacks.
+        assert report.event_type == "ActivityTaskScheduled", message
+        assert f"at event {report.event_id} ActivityTaskScheduled" in message
+        assert f"activity {names.NOTIFY_APPROVERS}" in message
+        assert "NondeterminismError" in message and "[TMPRL1100]" in message
+
+
+async def test_patched_reordering_replays_old_histories_and_its_own(tmp_path: Path) -> None:
+    patched = [PatchedQuietPeriod, CanaryRolloutWorkflow]
+    old = await replay_histories(HISTORIES, patched)
+    assert [r.describe() for r in old if not r.is_ok] == []
+
+    # A run on the patched code: decided within the quiet period, so nobody was paged.
+    by_update = next(s for s in SCENARIOS if s.name == "approved-by-update")
+    async with time_skipping_env() as env, scenario_rig(env, tmp_path, workflows=patched) as rig:
+        [(name, history, result)] = await play(rig, by_update)
+    path = tmp_path / f"agent_run-{name}-patched.json"
+    path.write_text(history.to_json())
+    assert result.approvals[0].approver == "bob"
+    assert patch_ids(history) == {KILL_SWITCH_PATCH, QUIET_PATCH}
+    assert not notifies_approvers(path)
+
+    [report] = await replay_histories([path], patched)
+    assert report.is_ok, report.describe()
