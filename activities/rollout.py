@@ -1,7 +1,10 @@
-"""The activities of `CanaryRollout`: move a flag's traffic, and judge its cohorts' health.
+"""The activities of `CanaryRollout`: move a flag's traffic or a Worker Deployment's ramp,
+and judge the cohorts' health.
 
 `rollout.set_percent` writes through the flag store (the local flag file, or LaunchDarkly when
-LAUNCHDARKLY_API_TOKEN is set); `rollout.compare_cohorts` reads the recorded run outcomes.
+LAUNCHDARKLY_API_TOKEN is set); `rollout.set_deployment_ramp` changes a Worker Deployment's
+routing with the worker's own Temporal client; `rollout.compare_cohorts` reads the recorded
+run outcomes.
 """
 
 from __future__ import annotations
@@ -10,9 +13,19 @@ import asyncio
 
 import structlog
 from temporalio import activity
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
 from activities.outcomes import OutcomeStore
+from opsready.deployment import (
+    DeploymentNotFoundError,
+    DeploymentStatus,
+    RoutingChange,
+    UnknownBuildError,
+    WorkerDeployment,
+    control_build_of,
+    ramp_refusal,
+)
 from opsready.flagstore import (
     FlagChangeError,
     FlagInfo,
@@ -25,6 +38,8 @@ from workflows import activity_names as names
 from workflows.rollout_types import (
     CohortComparison,
     CompareCohortsInput,
+    SetDeploymentRampInput,
+    SetDeploymentRampResult,
     SetRolloutInput,
     SetRolloutResult,
 )
@@ -54,11 +69,16 @@ def control_of(info: FlagInfo, candidate: int) -> int:
 
 class RolloutActivities:
     def __init__(
-        self, settings: Settings, outcome_store: OutcomeStore, flags: FlagStore | None = None
+        self,
+        settings: Settings,
+        outcome_store: OutcomeStore,
+        flags: FlagStore | None = None,
+        client: Client | None = None,
     ) -> None:
         self._settings = settings
         self._outcomes = outcome_store
         self._flags = flags  # None: the settings' store, opened per call
+        self._client = client  # None: the worker's own client (`activity.client()`)
 
     @activity.defn(name=names.ROLLOUT_SET_PERCENT)
     async def set_percent(self, request: SetRolloutInput) -> SetRolloutResult:
@@ -116,6 +136,48 @@ class RolloutActivities:
             rollout=rollout,
         )
 
+    @activity.defn(name=names.ROLLOUT_SET_DEPLOYMENT_RAMP)
+    async def set_deployment_ramp(self, request: SetDeploymentRampInput) -> SetDeploymentRampResult:
+        """Send `percent`% of the deployment's new runs to the candidate build (a ramp off the
+        control, which must be current); 100 makes the candidate current; 0 removes its ramp,
+        and makes the control current again if the candidate had become current. Each call
+        reads the routing first, so a retry after a lost reply does the same thing again."""
+        deployment = WorkerDeployment(self._client or activity.client(), request.deployment)
+        try:
+            status = await deployment.status(count_runs=False)
+            control = control_build_of(status, request.candidate_build, request.control_build)
+            if request.percent <= 0:
+                change = await end_ramp(deployment, status, request.candidate_build, control)
+            elif request.percent >= 100:
+                change = await deployment.set_current(request.candidate_build)
+            else:
+                refusal = ramp_refusal(status, request.candidate_build, control)
+                if refusal is not None:
+                    raise _refused(refusal)
+                change = await deployment.ramp(request.candidate_build, request.percent)
+        except (DeploymentNotFoundError, UnknownBuildError) as err:
+            raise _refused(str(err)) from None
+        after = change.after
+        log.info(
+            "deployment ramp set",
+            deployment=request.deployment,
+            candidate=request.candidate_build,
+            control=control,
+            percent=request.percent,
+            current=after.current,
+            ramping=after.ramping,
+            ramp_percentage=after.ramp_percentage,
+        )
+        return SetDeploymentRampResult(
+            deployment=request.deployment,
+            candidate_build=request.candidate_build,
+            control_build=control,
+            percent=request.percent,
+            current=after.current,
+            ramping=after.ramping,
+            ramp_percentage=after.ramp_percentage,
+        )
+
     @activity.defn(name=names.ROLLOUT_COMPARE_COHORTS)
     async def compare_cohorts(self, request: CompareCohortsInput) -> CohortComparison:
         candidate, control = await asyncio.gather(
@@ -123,3 +185,24 @@ class RolloutActivities:
             asyncio.to_thread(self._outcomes.stats, request.control),
         )
         return CohortComparison(candidate=candidate, control=control)
+
+
+# --- Worker Deployment ramps -------------------------------------------------------------
+
+
+async def end_ramp(
+    deployment: WorkerDeployment, status: DeploymentStatus, candidate: str, control: str | None
+) -> RoutingChange:
+    """New runs back to the control: the candidate's ramp goes, and if it had become current,
+    the control is made current again. Another build's ramp is not this rollout's to end."""
+    if status.current == candidate:
+        if control is None:
+            raise _refused(
+                f"{candidate} is current in {deployment.name} and the build to go back to is "
+                f"unknown: choose one (opsready deploy set-current BUILD --deployment "
+                f"{deployment.name})"
+            )
+        return await deployment.set_current(control)
+    if status.ramping == candidate:
+        return await deployment.stop_ramp()
+    return RoutingChange(deployment=deployment.name, before=status.routing, after=status.routing)

@@ -1,7 +1,9 @@
-"""`opsready rollout`: start, follow, approve and abort canary rollouts of a flag variation.
+"""`opsready rollout`: start, follow, approve and abort canary rollouts of a flag variation
+or of a worker build (a Worker Deployment ramp).
 
-A rollout is the `CanaryRollout` workflow with id `rollout-FLAG`, so one flag has at most one
-rollout running; every command takes the flag key or that id.
+A rollout is the `CanaryRollout` workflow with id `rollout-FLAG` (or `rollout-deploy-NAME`
+for Worker Deployment NAME), so one flag or deployment has at most one rollout running;
+every command takes the flag key or the id.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from opsready.deployment import WorkerDeployment, control_build_of, ramp_refusal
 from opsready.errors import OpsreadyError, RunEndedError, RunNotFoundError
 from opsready.flagstore import FlagNotFoundError, flag_store
 from opsready.settings import Settings
@@ -32,6 +35,7 @@ from workflows.rollout_types import (
     ROLLOUT_ID_PREFIX,
     ROLLOUT_WORKFLOW,
     AbortRequest,
+    DeploymentTarget,
     HealthGates,
     RolloutPlan,
     RolloutRequest,
@@ -54,20 +58,34 @@ def _operator() -> str:
 def register(commands: Subcommands) -> dict[str, Command]:
     rollout = commands.add_parser(
         "rollout",
-        help="canary rollouts: move a flag from control to a candidate in stages",
-        description="Move traffic of a flag from its control variation to a candidate in "
-        "stages, checking run health at each one; a person approves 100%. Failing health, "
-        "a rejection or no answer rolls back to 0%.",
+        help="canary rollouts: move a flag or a worker build from control to candidate in stages",
+        description="Move traffic of a flag from its control variation to a candidate (or new "
+        "runs of a Worker Deployment from its current build to a candidate build) in stages, "
+        "checking run health at each one; a person approves 100%. Failing health, a "
+        "rejection or no answer rolls back to 0%.",
     )
     sub = rollout.add_subparsers(dest="rollout_command", metavar="SUBCOMMAND", required=True)
 
-    start = sub.add_parser("start", help="start a rollout of FLAG (one per flag at a time)")
-    start.add_argument("flag", metavar="FLAG", help="flag key, e.g. agent-variant")
-    start.add_argument(
-        "--candidate", type=int, required=True, metavar="N", help="variation index to roll out"
+    start = sub.add_parser(
+        "start",
+        help="start a rollout of FLAG, or of a build with --deployment (one at a time each)",
+        description="A flag rollout: FLAG --candidate N [--control N]. A worker build "
+        "rollout: --deployment NAME --candidate-build BUILD [--control-build BUILD]; it ramps "
+        "the build's share of new runs and compares runs by build id.",
     )
+    start.add_argument("flag", metavar="FLAG", nargs="?", help="flag key, e.g. agent-variant")
+    start.add_argument("--candidate", type=int, metavar="N", help="variation index to roll out")
     start.add_argument(
         "--control", type=int, metavar="N", help="variation to compare with (default: fallthrough)"
+    )
+    start.add_argument(
+        "--deployment", metavar="NAME", help="Worker Deployment to ramp (instead of FLAG)"
+    )
+    start.add_argument("--candidate-build", metavar="BUILD", help="build id to roll out")
+    start.add_argument(
+        "--control-build",
+        metavar="BUILD",
+        help="build to compare with (default: the deployment's current build)",
     )
     start.add_argument("--agent", help="only this agent's runs count in the health checks")
     start.add_argument(
@@ -113,8 +131,11 @@ def register(commands: Subcommands) -> dict[str, Command]:
 async def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     if args.rollout_command == "start":
         request = request_from(args)
-        await _check_flag(request, settings)
+        if request.deployment is None:
+            await _check_flag(request, settings)
         temporal = (await connect_client(args, settings)).temporal
+        if request.deployment is not None:
+            await _check_deployment(temporal, request.deployment)
         return await _start(temporal, request, settings, as_json=args.json)
     temporal = (await connect_client(args, settings)).temporal
     workflow_id = id_of(args.rollout)
@@ -154,7 +175,8 @@ async def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def id_of(flag_or_id: str) -> str:
-    """`rollout-FLAG` for a flag key; an id that already has the prefix as it is."""
+    """`rollout-FLAG` for a flag key; an id that already has the prefix (`rollout-FLAG`,
+    `rollout-deploy-NAME`) as it is."""
     return flag_or_id if flag_or_id.startswith(ROLLOUT_ID_PREFIX) else rollout_id(flag_or_id)
 
 
@@ -186,9 +208,7 @@ def request_from(args: argparse.Namespace) -> RolloutRequest:
     )
     request: RolloutRequest = _valid(
         RolloutRequest,
-        flag=args.flag,
-        candidate_variation=args.candidate,
-        control_variation=args.control,
+        **target_of(args),
         agent=args.agent,
         plan=plan,
         requested_by=args.by,
@@ -197,11 +217,60 @@ def request_from(args: argparse.Namespace) -> RolloutRequest:
     return request
 
 
+_FLAG_OPTIONS = {"flag": "FLAG", "candidate": "--candidate", "control": "--control"}
+_DEPLOY_OPTIONS = {
+    "deployment": "--deployment",
+    "candidate_build": "--candidate-build",
+    "control_build": "--control-build",
+}
+_EITHER = (
+    "FLAG --candidate N (a flag rollout) or --deployment NAME --candidate-build BUILD "
+    "(a worker build rollout)"
+)
+
+
+def target_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The request fields of the rollout's target: a flag's variations or a deployment's
+    builds, never a mix; a missing or mixed option is one line naming it."""
+    flag_given = [option for key, option in _FLAG_OPTIONS.items() if getattr(args, key) is not None]
+    deploy_given = [
+        option for key, option in _DEPLOY_OPTIONS.items() if getattr(args, key) is not None
+    ]
+    if flag_given and deploy_given:
+        raise OpsreadyError(
+            f"{flag_given[0]} and {deploy_given[0]} do not mix: a rollout moves either {_EITHER}"
+        )
+    if deploy_given:
+        if args.deployment is None:
+            raise OpsreadyError(f"{deploy_given[0]} needs --deployment NAME: the one to ramp")
+        if args.candidate_build is None:
+            raise OpsreadyError("--deployment needs --candidate-build BUILD: the build to roll out")
+        target = _valid(
+            DeploymentTarget,
+            deployment=args.deployment,
+            candidate_build=args.candidate_build,
+            control_build=args.control_build,
+        )
+        return {"deployment": target}
+    if args.flag is None:
+        raise OpsreadyError(f"what to roll out? give {_EITHER}")
+    if args.candidate is None:
+        raise OpsreadyError("FLAG needs --candidate N: the variation to roll out")
+    return {
+        "flag": args.flag,
+        "candidate_variation": args.candidate,
+        "control_variation": args.control,
+    }
+
+
 # A model field -> the command-line option that sets it, for error messages.
 _OPTIONS = {
     "flag": "FLAG",
     "candidate_variation": "--candidate",
     "control_variation": "--control",
+    "deployment": "--deployment",
+    "candidate_build": "--candidate-build",
+    "control_build": "--control-build",
     "stages": "--stages",
     "max_soaks_per_stage": "--max-soaks",
     "min_samples": "--min-samples",
@@ -230,6 +299,7 @@ def _valid(model: Any, **values: Any) -> Any:
 async def _check_flag(request: RolloutRequest, settings: Settings) -> None:
     """Refuse an unknown flag or variation now, when the flag store is reachable from here;
     otherwise the rollout itself refuses it (it ends `aborted`, with the same reason)."""
+    assert request.flag is not None  # a flag rollout
     store = flag_store(settings)
     try:
         info = await store.get_flag(request.flag)
@@ -246,14 +316,34 @@ async def _check_flag(request: RolloutRequest, settings: Settings) -> None:
             raise OpsreadyError(f"{option}: {request.flag} has no variation {index} ({choices})")
 
 
+async def _check_deployment(temporal: Client, target: DeploymentTarget) -> None:
+    """Refuse now what the first ramp would refuse: an unknown deployment or build, a
+    candidate already current, a control that is not current, another build's ramp."""
+    status = await WorkerDeployment(temporal, target.deployment).status(count_runs=False)
+    refusal = ramp_refusal(
+        status,
+        target.candidate_build,
+        control_build_of(status, target.candidate_build, target.control_build),
+    )
+    if refusal is not None:
+        raise OpsreadyError(refusal)
+
+
 # --- talking to the workflow -------------------------------------------------------------
 
 
 async def _start(
     temporal: Client, request: RolloutRequest, settings: Settings, *, as_json: bool
 ) -> int:
-    workflow_id = rollout_id(request.flag)
+    workflow_id = request.workflow_id
+    target = request.deployment
     stages = " > ".join(f"{s:g}%" for s in request.plan.stages)
+    if target is None:
+        subject = handle = str(request.flag)
+        summary = f"canary {request.flag}: variation {request.candidate_variation}"
+    else:
+        subject, handle = f"Worker Deployment {target.deployment}", workflow_id
+        summary = f"canary {target.deployment}: build {target.candidate_build}"
     try:
         await temporal.start_workflow(
             ROLLOUT_WORKFLOW,
@@ -262,14 +352,14 @@ async def _start(
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-            static_summary=f"canary {request.flag}: variation {request.candidate_variation}",
+            static_summary=summary,
             static_details=f"stages {stages}; started by {request.requested_by}; approvers "
             f"{', '.join(request.approvers)}",
         )
     except WorkflowAlreadyStartedError:
         raise OpsreadyError(
-            f"a rollout of {request.flag} is already running ({workflow_id}): see "
-            f"`opsready rollout status {request.flag}`, or abort it first"
+            f"a rollout of {subject} is already running ({workflow_id}): see "
+            f"`opsready rollout status {handle}`, or abort it first"
         ) from None
     except RPCError as err:
         raise OpsreadyError(f"cannot start {workflow_id}: {err.message}") from None
@@ -277,7 +367,7 @@ async def _start(
         print_json({"rollout_id": workflow_id, "request": request.model_dump(mode="json")})
     else:
         print(workflow_id)
-        print(f"  {stages}; follow it: opsready rollout status {request.flag}")
+        print(f"  {stages}; follow it: opsready rollout status {handle}")
     return 0
 
 
@@ -347,11 +437,24 @@ def state_text(workflow_id: str, state: RolloutState) -> str:
         f"[{s:g}%]" if i == state.stage_index and not state.is_terminal else f"{s:g}%"
         for i, s in enumerate(state.stages)
     )
-    control = "fallthrough" if state.control_variation is None else state.control_variation
+    target = state.deployment
+    if target is None:
+        control = "fallthrough" if state.control_variation is None else state.control_variation
+        serves = f"candidate serves {state.percent:g}% of {state.flag}"
+        sides = f"variants  candidate {state.candidate_variation} vs control {control}"
+        handle = str(state.flag)
+    else:
+        serves = (
+            f"candidate serves {state.percent:g}% of new runs of Worker Deployment "
+            f"{target.deployment}"
+        )
+        control = target.control_build or "the current build"
+        sides = f"builds    candidate {target.candidate_build} vs control {control}"
+        handle = workflow_id
     lines = [
         f"rollout   {workflow_id}",
-        f"status    {state.status}: candidate serves {state.percent:g}% of {state.flag}",
-        f"variants  candidate {state.candidate_variation} vs control {control}",
+        f"status    {state.status}: {serves}",
+        sides,
         f"stages    {stages}",
     ]
     if state.next_check_at is not None:
@@ -363,7 +466,7 @@ def state_text(workflow_id: str, state: RolloutState) -> str:
     approval = state.approval
     if approval is not None and approval.outcome == "pending":
         lines.append(f"waiting   approval of 100% from {', '.join(approval.approvers)}")
-        lines.append(f"          opsready rollout approve {state.flag} --as NAME  (or reject)")
+        lines.append(f"          opsready rollout approve {handle} --as NAME  (or reject)")
     elif approval is not None:
         by = f" by {approval.approver}" if approval.approver else ""
         comment = f' "{approval.comment}"' if approval.comment else ""

@@ -82,6 +82,7 @@ def build_activities(
         notify.notify_approvers,
         outcomes.record_outcome,
         rollout.set_percent,
+        rollout.set_deployment_ramp,  # with the worker's own client (`activity.client()`)
         rollout.compare_cohorts,
     ]
 

@@ -11,6 +11,7 @@ NOTIFY_APPROVERS = "opsready.approval.notify"
 RECORD_OUTCOME = "opsready.outcome.record"
 ROLLOUT_SET_PERCENT = "rollout.set_percent"
 ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
+ROLLOUT_SET_DEPLOYMENT_RAMP = "rollout.set_deployment_ramp"
 CHECK_KILL_SWITCH = "opsready.flags.kill_switch"
 COMPARE_SHADOW = "opsready.shadow.compare"
 
@@ -20,4 +21,4 @@ INVALID_AGENT_DEFINITION = "InvalidAgentDefinition"
 UNKNOWN_TOOL = "UnknownTool"
 MODEL_REQUEST_REJECTED = "ModelRequestRejected"
 UNKNOWN_MODEL_PROVIDER = "UnknownModelProvider"
-INVALID_ROLLOUT = "InvalidRollout"  # unknown flag or variation, flag off: fix the request
+INVALID_ROLLOUT = "InvalidRollout"  # unknown flag, variation, deployment or build: fix it

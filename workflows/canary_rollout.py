@@ -1,9 +1,12 @@
-"""`CanaryRollout`: move a flag's traffic from its control to a candidate variation in stages.
+"""`CanaryRollout`: move traffic from a control to a candidate in stages: a flag's variations,
+or the builds of a Worker Deployment (`RolloutRequest.deployment`: a ramp of new runs).
 
 Each stage sets the candidate's percentage (an activity), soaks, compares the candidate and
-control cohorts' recorded run outcomes since the stage began (an activity) and promotes,
-holds or rolls back (`rollout_gates.judge_stage`). A person approves the step to 100%.
-Rollback, timeout and rejection all fail closed: the candidate goes back to 0% at once.
+control cohorts' recorded run outcomes since the stage began (an activity; by variation, or
+by build id) and promotes, holds or rolls back (`rollout_gates.judge_stage`). A person
+approves the step to 100%. Rollback, timeout and rejection all fail closed: the candidate
+goes back to 0% at once. A flag rollout emits exactly the commands it always did (the
+workflow auto-upgrades); only a deployment rollout, a new input, takes the new paths.
 """
 
 from __future__ import annotations
@@ -24,10 +27,13 @@ from workflows.rollout_types import (
     Cohort,
     CohortComparison,
     CompareCohortsInput,
+    DeploymentTarget,
     RolloutApproval,
     RolloutRequest,
     RolloutState,
     RolloutStatus,
+    SetDeploymentRampInput,
+    SetDeploymentRampResult,
     SetRolloutInput,
     SetRolloutResult,
     StageDecision,
@@ -39,7 +45,7 @@ _FORWARD_RETRY = RetryPolicy(
     maximum_attempts=5,
     non_retryable_error_types=[names.INVALID_ROLLOUT],
 )
-# Going back to control must not give up while the flag store is merely unreachable.
+# Going back to control must not give up while the flag store or Temporal is unreachable.
 _ROLLBACK_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=60), non_retryable_error_types=[names.INVALID_ROLLOUT]
 )
@@ -66,11 +72,12 @@ class CanaryRolloutWorkflow:
             flag=request.flag,
             candidate_variation=request.candidate_variation,
             control_variation=request.control_variation,
+            deployment=request.deployment.model_copy() if request.deployment else None,
             stages=request.plan.stages,
         )
         self._abort: AbortRequest | None = None
         self._decision: ApprovalDecision | None = None
-        self._is_flag_touched = False  # a rollout write happened, or may have
+        self._is_target_touched = False  # a rollout write happened, or may have
 
     # --- public handlers ------------------------------------------------------------------
 
@@ -129,14 +136,14 @@ class CanaryRolloutWorkflow:
                 if refused is not None:
                     return refused
             problem = await self._set_percent(percent, retry=_FORWARD_RETRY)
-            if problem is not None and not self._is_flag_touched:
+            if problem is not None and not self._is_target_touched:
                 return "aborted", f"could not start: {problem}"
             if problem is not None:
                 return "rolled_back", f"setting {percent:g}% failed: {problem}"
             if self._abort is not None:
                 return self._aborted()
             if percent >= 100:
-                self._state.reason = f"promoted: the candidate serves 100% of {self._state.flag}"
+                self._state.reason = self._promoted_reason()
                 self._set_status("promoted")
                 return None
             verdict = await self._soak_and_judge(percent)
@@ -227,61 +234,111 @@ class CanaryRolloutWorkflow:
 
     async def _set_percent(self, percent: float, *, retry: RetryPolicy) -> str | None:
         """Give the candidate `percent` (control the rest); the failure, if any."""
-        state = self._state
         try:
-            applied: SetRolloutResult = await workflow.execute_activity(
-                names.ROLLOUT_SET_PERCENT,
-                SetRolloutInput(
-                    flag=state.flag,
-                    candidate_variation=state.candidate_variation,
-                    control_variation=state.control_variation,
-                    percent=percent,
-                ),
-                result_type=SetRolloutResult,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=retry,
-                summary=f"{state.flag}: candidate {percent:g}%",
-            )
+            if self._state.deployment is not None:
+                await self._set_ramp(self._state.deployment, percent, retry)
+            else:
+                await self._set_flag_split(percent, retry)
         except ActivityError as err:
             is_refused = (
                 isinstance(err.cause, ApplicationError) and err.cause.type == names.INVALID_ROLLOUT
             )
-            self._is_flag_touched |= not is_refused  # a lost reply may hide a done write
+            self._is_target_touched |= not is_refused  # a lost reply may hide a done write
             return _cause(err)
-        self._is_flag_touched = True
+        self._is_target_touched = True
+        return None
+
+    async def _set_flag_split(self, percent: float, retry: RetryPolicy) -> None:
+        state = self._state
+        assert state.flag is not None and state.candidate_variation is not None  # validated
+        applied: SetRolloutResult = await workflow.execute_activity(
+            names.ROLLOUT_SET_PERCENT,
+            SetRolloutInput(
+                flag=state.flag,
+                candidate_variation=state.candidate_variation,
+                control_variation=state.control_variation,
+                percent=percent,
+            ),
+            result_type=SetRolloutResult,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=retry,
+            summary=f"{state.flag}: candidate {percent:g}%",
+        )
         state.control_variation = applied.control_variation
         state.percent = applied.percent
-        return None
+
+    async def _set_ramp(self, target: DeploymentTarget, percent: float, retry: RetryPolicy) -> None:
+        applied: SetDeploymentRampResult = await workflow.execute_activity(
+            names.ROLLOUT_SET_DEPLOYMENT_RAMP,
+            SetDeploymentRampInput(
+                deployment=target.deployment,
+                candidate_build=target.candidate_build,
+                control_build=target.control_build,
+                percent=percent,
+            ),
+            result_type=SetDeploymentRampResult,
+            # Each change waits (up to 10 s) until the routing reached every task queue.
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=retry,
+            summary=f"{target.deployment}: build {target.candidate_build} {percent:g}%",
+        )
+        target.control_build = applied.control_build or target.control_build
+        self._state.percent = applied.percent
 
     async def _compare(self, since: datetime) -> CohortComparison:
         state = self._state
-        assert state.control_variation is not None  # resolved by the first _set_percent
         cohort = Cohort(flag=state.flag, agent=self._request.agent, since=since)
+        if state.deployment is not None:
+            target = state.deployment
+            assert target.control_build is not None  # resolved by the first _set_percent
+            candidate = cohort.model_copy(update={"build_id": target.candidate_build})
+            control = cohort.model_copy(update={"build_id": target.control_build})
+            subject = f"{target.deployment}: compare builds"
+        else:
+            assert state.control_variation is not None  # resolved by the first _set_percent
+            candidate = cohort.model_copy(update={"variation": state.candidate_variation})
+            control = cohort.model_copy(update={"variation": state.control_variation})
+            subject = f"{state.flag}: compare cohorts"
         comparison: CohortComparison = await workflow.execute_activity(
             names.ROLLOUT_COMPARE_COHORTS,
-            CompareCohortsInput(
-                candidate=cohort.model_copy(update={"variation": state.candidate_variation}),
-                control=cohort.model_copy(update={"variation": state.control_variation}),
-            ),
+            CompareCohortsInput(candidate=candidate, control=control),
             result_type=CohortComparison,
             start_to_close_timeout=timedelta(seconds=60),
             retry_policy=_COMPARE_RETRY,
-            summary=f"{state.flag}: compare cohorts at {state.percent:g}%",
+            summary=f"{subject} at {state.percent:g}%",
         )
         return comparison
 
     async def _roll_back(self, status: RolloutStatus, reason: str) -> None:
         """Candidate to 0% (control 100%) now, and say why. Nothing to undo when no rollout
-        write happened (the flag store refused the first one)."""
+        write happened (the flag store or the deployment refused the first one)."""
         self._state.reason = reason
-        if self._is_flag_touched:
+        if self._is_target_touched:
             problem = await self._set_percent(0, retry=_ROLLBACK_RETRY)
             if problem is not None:
-                self._state.reason = (
-                    f"{reason}; ROLLBACK FAILED ({problem}): set {self._state.flag} by hand"
-                )
+                self._state.reason = f"{reason}; ROLLBACK FAILED ({problem}): {self._by_hand()}"
         workflow.logger.warning("rollout ended %s: %s", status, self._state.reason)
         self._set_status(status)
+
+    def _promoted_reason(self) -> str:
+        target = self._state.deployment
+        if target is None:
+            return f"promoted: the candidate serves 100% of {self._state.flag}"
+        return f"promoted: {target.candidate_build} is the current build of {target.deployment}"
+
+    def _by_hand(self) -> str:
+        """What an operator runs when the rollback itself failed."""
+        target = self._state.deployment
+        if target is None:
+            return f"set {self._state.flag} by hand"
+        where = f"--deployment {target.deployment}"
+        restore = (
+            f" (and `opsready deploy set-current {target.control_build} {where}` if "
+            f"{target.candidate_build} is current)"
+            if target.control_build
+            else ""
+        )
+        return f"run `opsready deploy ramp --stop {where}`{restore}"
 
     def _aborted(self) -> _End:
         assert self._abort is not None
@@ -314,19 +371,30 @@ class CanaryRolloutWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        state = self._state
+        state, target = self._state, self._state.deployment
+        subject: dict[str, str | None] = (
+            {"flag": state.flag}
+            if target is None
+            else {"deployment": target.deployment, "candidate_build": target.candidate_build}
+        )
         workflow.upsert_memo(
             {
-                "flag": state.flag,
+                **subject,
                 "status": state.status,
                 "percent": state.percent,
                 "stage": f"{state.stage_index + 1}/{len(state.stages)}",
                 "reason": state.reason,
             }
         )
+        serves = (
+            f"candidate variation {state.candidate_variation} serves {state.percent:g}% of "
+            f"`{state.flag}`"
+            if target is None
+            else f"build `{target.candidate_build}` serves {state.percent:g}% of new runs of "
+            f"Worker Deployment `{target.deployment}`"
+        )
         lines = [
-            f"**{state.status}**: candidate variation {state.candidate_variation} serves "
-            f"{state.percent:g}% of `{state.flag}` (stage {state.stage_index + 1}/"
+            f"**{state.status}**: {serves} (stage {state.stage_index + 1}/"
             f"{len(state.stages)}: {state.stages[state.stage_index]:g}%)"
         ]
         if state.reason:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 ROLLOUT_WORKFLOW = "CanaryRollout"
 ROLLOUT_ID_PREFIX = "rollout-"
+DEPLOY_ROLLOUT_ID_PREFIX = f"{ROLLOUT_ID_PREFIX}deploy-"
 
 RolloutStatus = Literal[
     "starting", "soaking", "awaiting_approval", "promoted", "rolled_back", "aborted"
@@ -25,6 +26,15 @@ StageVerdict = Literal["promote", "hold", "rollback"]
 def rollout_id(flag: str) -> str:
     """One rollout per flag at a time: the workflow id is derived from the flag key."""
     return f"{ROLLOUT_ID_PREFIX}{flag}"
+
+
+def deploy_rollout_id(deployment: str) -> str:
+    """One rollout per Worker Deployment at a time, likewise."""
+    return f"{DEPLOY_ROLLOUT_ID_PREFIX}{deployment}"
+
+
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 class _Model(BaseModel):
@@ -65,20 +75,62 @@ class RolloutPlan(_Model):
         return stages
 
 
+class DeploymentTarget(_Model):
+    """A rollout of a worker build: a Worker Deployment ramp instead of a flag's split. The
+    candidate build gets the stage's share of new runs; the cohorts are run outcomes by
+    build id."""
+
+    deployment: str = Field(min_length=1, max_length=200)
+    candidate_build: str = Field(min_length=1, max_length=255)
+    # None: the deployment's current build when the rollout starts (the first ramp finds it).
+    control_build: str | None = Field(default=None, min_length=1, max_length=255)
+
+    @model_validator(mode="after")
+    def _control_differs(self) -> DeploymentTarget:
+        if self.control_build == self.candidate_build:
+            raise ValueError("the candidate and control builds must differ")
+        return self
+
+
 class RolloutRequest(_Model):
-    flag: str = Field(min_length=1, max_length=200)
-    candidate_variation: int = Field(ge=0)
+    """A flag rollout (`flag` and `candidate_variation`, as always) or, with `deployment`,
+    a Worker Deployment ramp; never both."""
+
+    flag: str | None = Field(default=None, min_length=1, max_length=200)
+    candidate_variation: int | None = Field(default=None, ge=0)
     control_variation: int | None = Field(default=None, ge=0)  # None: the flag's fallthrough
+    # Left out of the payload when None, so a flag rollout's input is what it always was
+    # (workers and starters without deployment rollouts read it as before).
+    deployment: DeploymentTarget | None = Field(default=None, exclude_if=_is_none)
     agent: str | None = None  # only this agent's run outcomes count
     plan: RolloutPlan = Field(default_factory=RolloutPlan)
     requested_by: str = Field(min_length=1, max_length=200)
     approvers: list[str] = Field(min_length=1)  # who may approve the step to 100%
 
     @model_validator(mode="after")
-    def _control_differs(self) -> RolloutRequest:
+    def _one_target(self) -> RolloutRequest:
+        flag_fields = (self.flag, self.candidate_variation, self.control_variation)
+        if self.deployment is not None:
+            if any(value is not None for value in flag_fields):
+                raise ValueError(
+                    "a rollout moves either a flag or a Worker Deployment: give deployment, "
+                    "or flag and candidate_variation, not both"
+                )
+            return self
+        if self.flag is None or self.candidate_variation is None:
+            raise ValueError(
+                "a flag rollout needs flag and candidate_variation (or give deployment)"
+            )
         if self.control_variation == self.candidate_variation:
             raise ValueError("the candidate and control variations must differ")
         return self
+
+    @property
+    def workflow_id(self) -> str:
+        if self.deployment is not None:
+            return deploy_rollout_id(self.deployment.deployment)
+        assert self.flag is not None  # validated
+        return rollout_id(self.flag)
 
 
 class AbortRequest(_Model):
@@ -137,12 +189,14 @@ class RolloutApproval(_Model):
 
 
 class RolloutState(_Model):
-    """The `state` query and the workflow's result."""
+    """The `state` query and the workflow's result. A flag rollout fills the flag fields; a
+    deployment rollout `deployment` (its control build once the first ramp resolved it)."""
 
     status: RolloutStatus = "starting"
-    flag: str
-    candidate_variation: int
+    flag: str | None = None
+    candidate_variation: int | None = None
     control_variation: int | None = None
+    deployment: DeploymentTarget | None = Field(default=None, exclude_if=_is_none)
     stage_index: int = 0
     stages: list[float] = Field(default_factory=list)
     percent: float = 0.0  # what the candidate serves now
@@ -176,6 +230,25 @@ class SetRolloutResult(_Model):
     control_variation: int
     percent: float
     rollout: dict[int, float]
+
+
+class SetDeploymentRampInput(_Model):
+    deployment: str
+    candidate_build: str
+    control_build: str | None = None  # None: the deployment's current build now
+    # The candidate's share of new runs: 100 makes it current; 0 ends its ramp and, when it
+    # has become current, makes the control build current again.
+    percent: float = Field(ge=0, le=100)
+
+
+class SetDeploymentRampResult(_Model):
+    deployment: str
+    candidate_build: str
+    control_build: str | None  # None only on a rollback that never learnt it
+    percent: float
+    current: str | None  # the routing after the change (None: unversioned workers)
+    ramping: str | None
+    ramp_percentage: float
 
 
 class CompareCohortsInput(_Model):
