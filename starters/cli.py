@@ -103,6 +103,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     overhead.add_argument("--runs", type=int, default=40, help="runs per round (40)")
     overhead.add_argument("--rounds", type=int, default=3, help="alternating rounds (3)")
+    kill = bench_commands.add_parser(
+        "kill-switch", help="seconds from a kill-switch flip until every open run is halted"
+    )
+    kill.add_argument("--runs", type=int, default=100, help="open runs per round (100)")
+    kill.add_argument("--rounds", type=int, default=3, help="rounds (3)")
+    kill.add_argument(
+        "--path",
+        choices=["auto", "direct", "batch"],
+        default="auto",
+        help="how the listener halts: auto (direct signals up to a limit, else a batch "
+        "operation), or always one of them (auto)",
+    )
 
     history = commands.add_parser("history", help="golden histories for the replay tests")
     history_commands = history.add_subparsers(dest="history_command", required=True)
@@ -207,10 +219,14 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-    from starters.bench import run_bench
-
     if args.runs < 1 or args.rounds < 1:
         raise OpsreadyError("--runs and --rounds must be at least 1")
+    if args.bench_command == "kill-switch":
+        from starters.bench_kill_switch import run_bench as run_kill_switch_bench
+
+        return run_kill_switch_bench(args.runs, args.rounds, args.path)
+    from starters.bench import run_bench
+
     return run_bench(args.runs, args.rounds)
 
 

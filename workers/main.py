@@ -9,10 +9,12 @@ import structlog
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
+from activities.flags import shared_flag_client
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry, export_summary
 from starters.connection import connect
 from workers.app import build_activities, build_worker
+from workers.kill_switch import KillSwitchListener
 from workers.versioning import build_id, ensure_current_version, take_over_current_version
 
 log = structlog.get_logger("opsready.worker")
@@ -35,12 +37,16 @@ async def run_worker(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    # One flag client for the activities and the kill-switch listener beside the worker.
+    flags = shared_flag_client(settings)
     worker = build_worker(
         client,
         settings,
-        activities=build_activities(settings, namespace=client.namespace, telemetry=telemetry),
+        activities=build_activities(
+            settings, namespace=client.namespace, telemetry=telemetry, flags=flags
+        ),
     )
-    async with worker:
+    async with worker, KillSwitchListener(client, settings, flags):
         log.info(
             "worker started",
             task_queue=settings.task_queue,
