@@ -56,6 +56,7 @@ from workflows.types import (
 # Patch ids: a change to the commands AgentRun emits ships behind one (see README,
 # "Changing workflow code"), so runs recorded before it still replay.
 KILL_SWITCH_PATCH = "kill-switch-checks"
+HALT_PATCH = "halt-stops-at-once"
 _EMPTY_ANSWER_FEEDBACK = "Your last answer was empty. Answer the user, or call a tool."
 
 
@@ -170,6 +171,7 @@ class AgentRunWorkflow:
         config = self._config
         assert config is not None
         while True:
+            self._stop_if_halted()
             if self._state.step >= config.budgets.max_steps:
                 self._finish(
                     RunStatus.BUDGET_EXCEEDED,
@@ -186,6 +188,7 @@ class AgentRunWorkflow:
             turn = await self._call_model(config)
             if turn is None:
                 return
+            self._stop_if_halted()
             self._messages.append(turn.message)
             breach = budget_breach(config.budgets, self._state.usage)
             if breach is not None:
@@ -204,6 +207,7 @@ class AgentRunWorkflow:
             for call in turn.message.tool_calls:
                 if not await self._handle_tool_call(config, call):
                     return
+                self._stop_if_halted()
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -229,6 +233,7 @@ class AgentRunWorkflow:
         try:
             turn = await self._model_activity(config, model, price)
         except ActivityError as err:
+            self._stop_if_halted()  # a halt's cancellation arrives as an activity error
             if not (config.fallback_model and config.fallback_price):
                 self._finish(
                     RunStatus.FAILED,
@@ -241,6 +246,7 @@ class AgentRunWorkflow:
             try:
                 turn = await self._model_activity(config, model, price)
             except ActivityError as fallback_err:
+                self._stop_if_halted()
                 self._finish(
                     RunStatus.FAILED,
                     StopReason.MODEL_ERROR,
@@ -322,7 +328,12 @@ class AgentRunWorkflow:
                 record.decision = self._end_by_approval(outcome, spec)
                 return False
         decision = "approved" if gate.approval_reason is not None else "auto"
-        result, has_failed = await self._run_tool(config, call, spec, decision, gate.simulate)
+        try:
+            result, has_failed = await self._run_tool(config, call, spec, decision, gate.simulate)
+        except asyncio.CancelledError:
+            record.decision = "halted"
+            record.error = "halted while the tool ran; it may have finished (see its activity)"
+            raise
         record.decision = "failed" if has_failed else "simulated" if gate.simulate else "executed"
         record.ok, record.output, record.error = result.ok, result.output, result.error
         record.idempotency_key = self._idempotency_key(call)
@@ -419,6 +430,7 @@ class AgentRunWorkflow:
             )
             return result, False
         except ActivityError as err:
+            self._stop_if_halted()
             self._safety("tool_failed", f"{spec.name}: {calls.cause(err)}")
             return ToolCallResult(ok=False, error=f"tool failed: {calls.cause(err)}"), True
 
@@ -442,9 +454,12 @@ class AgentRunWorkflow:
                 )
             )
         except ActivityError as err:
+            self._stop_if_halted()
             # The approval still waits and is visible in the query; a lost page is a
             # safety event, not a reason to take the action or to end the run.
             self._safety("notification_failed", calls.cause(err))
+        # A halt that came with the notification's result must not leave the run waiting.
+        self._stop_if_halted()
 
     async def _maybe_continue_as_new(self, config: RunConfig) -> None:
         info = workflow.info()
@@ -484,10 +499,19 @@ class AgentRunWorkflow:
                 KillSwitchInput(agent=config.agent, tool=tool, context=self._context())
             )
         except ActivityError as err:
+            self._stop_if_halted()
             # Flags unreachable: the batch halt by the flag listener is the backstop.
             self._safety("kill_switch_unchecked", calls.cause(err))
             return None
+        self._stop_if_halted()
         return check if check.is_killed else None
+
+    def _stop_if_halted(self) -> None:
+        """Stop the drive now if a halt came in. `drive.cancel()` alone is not enough: when
+        the halt and an activity's result (or its cancellation, as an ActivityError) arrive
+        together, the SDK hands the drive that result and the cancellation is spent."""
+        if self._halt is not None and workflow.patched(HALT_PATCH):
+            raise asyncio.CancelledError
 
     def _end_by_kill_switch(self, check: KillSwitchCheck) -> None:
         verb = "refused" if self._state.step == 0 else "halted"
