@@ -2,28 +2,36 @@
 
 Starts the local Temporal dev server (unless one already listens on :7233) and a worker,
 then runs: a message answered on its own; a refund over the threshold approved through
-the `opsready` CLI; one rejected; one halted while it waits. Prints what happened and where
-to look in the Temporal UI, then stops what it started. The same scenarios feed the
-golden histories (`opsready history record`).
+the `opsready` CLI; one rejected; one halted while it waits. Then flags: a run with a
+shadow twin trying prompt v2, and the agent's kill switch flipped while a run waits (the
+worker's listener halts it; the next run is refused). Prints what happened and where to
+look in the Temporal UI, then stops what it started. The demo's flags live in a copy of
+`temporal-dev/flags.json` under the data dir, so the shipped file is never changed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
 from starters.client import OpsreadyClient
 from workflows.types import AgentRunResult, RunStatus
+
+if TYPE_CHECKING:
+    from activities.flags import FlagClient
 
 AGENT = "support-triage"
 
@@ -47,18 +55,25 @@ class ScenarioRun:
     result: AgentRunResult
 
 
+async def opsready(address: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """Run the real `opsready` CLI, as an operator would; its output."""
+    command = [sys.executable, "-m", "starters.cli", "--address", address, *args]
+    print(f"    $ opsready {shlex.join(args)}")
+    done = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, env={**os.environ, **(env or {})}
+    )
+    if done.returncode != 0:
+        raise OpsreadyError(f"`opsready {args[0]}` failed: {done.stderr.strip()}")
+    return done.stdout
+
+
 async def cli_actor(action: str, run_id: str, address: str) -> None:
-    """Act through the real `opsready` CLI, as an operator would."""
     args = {
         "approve": ["approve", run_id, "--as", "alice", "--comment", "damaged in transit"],
         "reject": ["reject", run_id, "--as", "bob", "--comment", "over the auto-refund limit"],
         "halt": ["halt", run_id, "--reason", "demo: stop this run", "--by", "oncall"],
     }[action]
-    command = [sys.executable, "-m", "starters.cli", "--address", address, *args]
-    print(f"    $ opsready {shlex.join(args)}")
-    done = await asyncio.to_thread(subprocess.run, command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise OpsreadyError(f"`opsready {args[0]}` failed: {done.stderr.strip()}")
+    await opsready(address, *args)
 
 
 async def run_scenarios(
@@ -80,6 +95,68 @@ async def run_scenarios(
         print(f"    -> {result.status.value}: {result.reason}")
         runs.append(ScenarioRun(name, run_id, action, result))
     return runs
+
+
+async def run_flag_scenarios(
+    client: OpsreadyClient, address: str, flags: FlagClient, flags_file: Path, prefix: str = "demo"
+) -> list[ScenarioRun]:
+    """A shadow twin, then the agent's kill switch, both flipped through `opsready flags`."""
+    env = {"OPSREADY_FLAGS_FILE": str(flags_file)}
+    runs = []
+
+    async def start(name: str, text: str) -> str:
+        run_id = await client.start_run(
+            AGENT,
+            text,
+            user_id="customer-17",
+            tenant_id="acme",
+            request_id=f"{prefix}-{name}-{uuid.uuid4().hex[:6]}",
+        )
+        print(f"  {name:<9} {run_id}: {text}")
+        return run_id
+
+    candidate = '{"prompt_version": "v2", "sample_rate": 1}'
+    await opsready(address, "flags", "set", "shadow", candidate, env=env)
+    await _until_worker_sees(flags, "shadow", json.loads(candidate))
+    run_id = await start("shadowed", SCENARIOS[0][1])
+    result = await client.result(run_id)
+    print(f"    -> {result.status.value}; shadow twin {result.shadow_run_id}")
+    if result.shadow_run_id:
+        twin = await client.result(result.shadow_run_id)
+        if twin.shadow_comparison is not None:
+            c = twin.shadow_comparison
+            print(
+                f"    twin (prompt v2, write tools simulated): same tool plan {c.same_tool_plan}, "
+                f"same outcome {c.same_status}, answer overlap {c.output_similarity:.2f}"
+            )
+    await opsready(address, "flags", "set", "shadow", "{}", env=env)
+    runs.append(ScenarioRun("shadowed", run_id, None, result))
+
+    run_id = await start("killed", SCENARIOS[1][1])
+    pending = (await _wait_until_awaiting(client, run_id)).pending_approvals[0]
+    print(f"    waiting for approval: {pending.reason}")
+    await opsready(address, "flags", "kill", "--agent", AGENT, "--reason", "demo", env=env)
+    result = await client.result(run_id)
+    print(f"    -> {result.status.value}: {result.reason}")
+    runs.append(ScenarioRun("killed", run_id, "kill", result))
+    run_id = await start("refused", SCENARIOS[0][1])
+    result = await client.result(run_id)
+    print(f"    -> {result.status.value}: {result.reason}")
+    runs.append(ScenarioRun("refused", run_id, None, result))
+    await opsready(address, "flags", "unkill", "--agent", AGENT, env=env)
+    return runs
+
+
+async def _until_worker_sees(flags: FlagClient, key: str, value: object) -> None:
+    """The worker re-reads the flag file every 0.2 s: wait until it has the new value."""
+    from activities.flags import evaluation_context
+
+    context = evaluation_context(AGENT)
+    async with asyncio.timeout(10):
+        while True:
+            if flags.evaluate(key, context, None).value == value:
+                return
+            await asyncio.sleep(0.05)
 
 
 async def _wait_until_awaiting(client: OpsreadyClient, run_id: str, timeout: float = 30.0):  # type: ignore[no-untyped-def]
@@ -113,6 +190,9 @@ def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
     print("  CLI:         opsready list --agent support-triage")
     print(f"               opsready status {example}")
     print("  Temporal:    temporal workflow list --query \"AgentStatus='halted'\"")
+    print("  Flags:       opsready flags list   (the demo's copy: OPSREADY_FLAGS_FILE=...)")
+    print("               opsready shadow report support-triage")
+    print("  Versions:    opsready deploy status")
 
 
 def run_demo(settings: Settings, *, keep_running: bool = False) -> int:
@@ -126,8 +206,10 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> int:
 
 
 async def _demo(settings: Settings, *, keep_running: bool) -> int:
-    from workers.app import build_worker
+    from activities.flags import FlagClient
+    from workers.app import build_activities, build_worker
     from workers.devserver import DevServer, is_port_open
+    from workers.kill_switch import KillSwitchListener
     from workers.versioning import (
         build_id,
         ensure_current_version,
@@ -149,9 +231,17 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
         print("Starting the Temporal dev server (UI on :8233, data in .temporal/dev.sqlite)")
         await asyncio.to_thread(server.start)
         address, ui_url = server.address, server.ui_url
+    flags_file = settings.data_dir / "demo-flags.json"
+    shutil.copyfile(settings.flags_file, flags_file)
+    settings = settings.model_copy(update={"flags_file": flags_file})
+    flags = FlagClient.from_settings(settings)
     try:
         client = await OpsreadyClient.connect(settings, address=address)
-        async with build_worker(client.temporal, settings):
+        activities = build_activities(settings, namespace=client.temporal.namespace, flags=flags)
+        listener = KillSwitchListener(
+            client.temporal, settings, flags, task_queue=settings.task_queue
+        )
+        async with build_worker(client.temporal, settings, activities=activities), listener:
             print(f"Worker polling task queue {settings.task_queue}")
             print(f"Deployment: {versioning_summary(settings)}")
             # Versioned like `make dev`: on a server of its own the demo's worker is the only
@@ -169,15 +259,18 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
             print()
             print(f"Running the {AGENT} agent:")
             runs = await run_scenarios(client, address)
+            print(f"\nFlags ({flags_file}):")
+            runs += await run_flag_scenarios(client, address, flags, flags_file)
             print_summary(runs, ui_url)
             if server is not None and (keep_running or sys.stdin.isatty()):
                 print("\nThe server and worker keep running so you can explore; Enter stops them.")
                 await asyncio.to_thread(sys.stdin.readline)
-        expected = ["completed", "completed", "rejected", "halted"]
+        expected = ["completed", "completed", "rejected", "halted", "completed", "halted", "halted"]
         ok = [r.result.status.value for r in runs] == expected
         print("\nDemo " + ("passed" if ok else f"FAILED: expected {expected}"))
         return 0 if ok else 1
     finally:
+        flags.close()
         if server is not None:
             server.stop()
             print("Stopped the Temporal dev server (its data stays in .temporal/)")
