@@ -84,7 +84,11 @@ class OutcomeStore:
         """Run-level metrics, once per run: status, latency, steps, cost, approvals, safety."""
         t = self._telemetry
         labels = t.attributes(
-            {"opsready.agent": outcome.agent, "opsready.variant": outcome.variant}
+            {
+                "opsready.agent": outcome.agent,
+                "opsready.variant": outcome.variant,
+                "opsready.build_id": outcome.build_id,
+            }
         )
         m = t.instruments
         seconds = (outcome.ended_at - outcome.started_at).total_seconds()

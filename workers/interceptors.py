@@ -26,6 +26,9 @@ def _run_fields(arg: Any) -> dict[str, Any]:
         "agent": getattr(arg, "agent", None),
         "user_id": getattr(context or arg, "user_id", None),
         "tenant_id": getattr(context or arg, "tenant_id", None),
+        "variant": getattr(context, "variant", None),
+        "build_id": getattr(context, "build_id", None),
+        "agent_version": getattr(context, "agent_version", None),
     }
     return {key: value for key, value in fields.items() if value is not None}
 

@@ -554,6 +554,9 @@ class AgentRunWorkflow:
             user_id=self._request.user_id,
             tenant_id=self._request.tenant_id,
             variant=config.variant if config else "control",
+            build_id=config.build_id if config else None,
+            agent_version=config.agent_version if config else None,
+            config_hash=config.config_hash if config else None,
         )
 
     def _idempotency_key(self, call: ToolCallRequest) -> str:

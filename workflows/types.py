@@ -265,6 +265,10 @@ class RunContext(_Model):
     user_id: str | None = None
     tenant_id: str | None = None
     variant: str = "control"
+    # Which code and definition produced the run (None before config, or unversioned).
+    build_id: str | None = None
+    agent_version: str | None = None
+    config_hash: str | None = None
 
 
 class ModelCallInput(_Model):

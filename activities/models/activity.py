@@ -60,7 +60,13 @@ class ModelActivities:
         span_attributes = {
             **labels,
             **t.attributes(
-                {"opsready.step": request.step, "opsready.prompt_version": request.prompt_version}
+                {
+                    "opsready.step": request.step,
+                    "opsready.prompt_version": request.prompt_version,
+                    "opsready.build_id": request.context.build_id,
+                    "opsready.agent_version": request.context.agent_version,
+                    "opsready.config_hash": request.context.config_hash,
+                }
             ),
         }
         with t.tracer.start_as_current_span(

@@ -55,6 +55,8 @@ class ToolActivities:
                     "opsready.step": call.step,
                     "opsready.risk_tier": call.risk_tier.value if call.risk_tier else None,
                     "opsready.decision": call.decision,
+                    "opsready.build_id": call.context.build_id,
+                    "opsready.agent_version": call.context.agent_version,
                 }
             ),
         }

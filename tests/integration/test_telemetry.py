@@ -167,6 +167,12 @@ def test_model_and_tool_spans_carry_genai_and_opsready_attributes(observed: Obse
         assert {"opsready.step", "opsready.cost_usd", "gen_ai.usage.input_tokens"} <= set(
             attributes
         )
+        # Which definition and prompt produced the call (build id: none, unversioned worker).
+        config = observed.result.config
+        assert config is not None
+        assert attributes["opsready.agent_version"] == config.agent_version
+        assert attributes["opsready.config_hash"] == config.config_hash
+        assert attributes["opsready.prompt_version"] == config.prompt_version
     usage = observed.result.usage
     assert sum(int(s.attributes["gen_ai.usage.input_tokens"]) for s in model) == (  # type: ignore[index, arg-type]
         usage.input_tokens
@@ -226,6 +232,8 @@ def test_every_run_log_line_carries_the_correlation_fields(observed: Observed) -
     assert trace_ids == {format(start.context.trace_id, "032x")}
     events = [line["event"] for line in run_lines]
     assert {"model call", "tool call", "approval requested", "approval approved"} <= set(events)
+    activity_lines = [line for line in run_lines if line.get("activity_type")]
+    assert all(line.get("agent_version") == "1.0.0" for line in activity_lines)
     model = next(line for line in run_lines if line["event"] == "model call")
     assert {"provider", "model", "prompt_version", "input_tokens", "output_tokens"} <= set(model)
     assert {"cost_usd", "latency_ms", "finish_reason"} <= set(model)
