@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import importlib
 import logging
 import os
@@ -17,7 +16,7 @@ from pathlib import Path
 from opsready.errors import OpsreadyError
 from opsready.settings import PROJECT_ROOT, Settings
 from starters import render
-from starters.cli_common import Command, connect_client, print_json
+from starters.cli_common import Command, connect_client, operator, print_json
 from workflows.types import RunStatus
 
 PROG = "opsready"
@@ -29,13 +28,6 @@ COMMAND_GROUPS = (
     "starters.deploy_cli",
     "starters.agents_cli",
 )
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "operator"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     halt = commands.add_parser("halt", help="stop a run at once")
     halt.add_argument("run_id", metavar="RUN")
     halt.add_argument("--reason", required=True, help="why; kept in the result")
-    halt.add_argument("--by", default=_operator(), help="who halts (default: login name)")
+    halt.add_argument("--by", default=operator(), help="who halts (default: login name)")
 
     commands.add_parser("setup", help="register opsready's search attributes on the namespace")
     commands.add_parser("worker", help="run a worker (Ctrl-C stops it)")

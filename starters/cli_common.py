@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,3 +27,11 @@ def print_json(value: Any) -> None:
 
 async def connect_client(args: argparse.Namespace, settings: Settings) -> OpsreadyClient:
     return await OpsreadyClient.connect(settings, address=args.address)
+
+
+def operator() -> str:
+    """Who is at the keyboard: the default for --by options."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "operator"

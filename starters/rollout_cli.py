@@ -9,7 +9,6 @@ every command takes the flag key or the id.
 from __future__ import annotations
 
 import argparse
-import getpass
 import re
 from typing import Any
 
@@ -29,7 +28,7 @@ from opsready.deployment import WorkerDeployment, control_build_of, ramp_refusal
 from opsready.errors import OpsreadyError, RunEndedError, RunNotFoundError
 from opsready.flagstore import FlagNotFoundError, flag_store
 from opsready.settings import Settings
-from starters.cli_common import Command, Subcommands, connect_client, print_json
+from starters.cli_common import Command, Subcommands, connect_client, operator, print_json
 from starters.client import QUERY_TIMEOUT
 from workflows.rollout_types import (
     ROLLOUT_ID_PREFIX,
@@ -46,13 +45,6 @@ from workflows.types import ApprovalDecision
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # no login name in some containers
-        return "operator"
 
 
 def register(commands: Subcommands) -> dict[str, Command]:
@@ -106,7 +98,7 @@ def register(commands: Subcommands) -> dict[str, Command]:
         metavar="NAME",
         help="who may approve 100%% (one or more; required)",
     )
-    start.add_argument("--by", default=_operator(), help="who starts it (default: login name)")
+    start.add_argument("--by", default=operator(), help="who starts it (default: login name)")
     start.add_argument("--json", action="store_true", help="print JSON")
 
     status = sub.add_parser("status", help="where a rollout stands and every check's numbers")
@@ -124,7 +116,7 @@ def register(commands: Subcommands) -> dict[str, Command]:
     abort = sub.add_parser("abort", help="roll back to 0%% now, from any stage")
     abort.add_argument("rollout", metavar="FLAG|ID")
     abort.add_argument("--reason", required=True, help="why; kept in the rollout's state")
-    abort.add_argument("--by", default=_operator(), help="who aborts (default: login name)")
+    abort.add_argument("--by", default=operator(), help="who aborts (default: login name)")
     return {"rollout": cmd_rollout}
 
 

@@ -80,6 +80,21 @@ async def _close_account(args: CloseAccountArgs, ctx: ToolContext) -> dict[str, 
     return {"closed": args.account_id}
 
 
+def harness_tools(*extra: Tool) -> list[Tool]:
+    """The demo's tools, a destructive `close_account`, and any extra tools."""
+    return [
+        *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
+        Tool(
+            name="close_account",
+            description="Close a customer account.",
+            args=CloseAccountArgs,
+            risk_tier=RiskTier.DESTRUCTIVE,
+            fn=_close_account,
+        ),
+        *extra,
+    ]
+
+
 @dataclass
 class Harness:
     env: WorkflowEnvironment
@@ -146,18 +161,8 @@ async def harness(
         worker_versioning=False,  # the time-skipping server has no Worker Deployments
     )
     scripted = ScriptedProvider({})
-    tools = [
-        *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
-        Tool(
-            name="close_account",
-            description="Close a customer account.",
-            args=CloseAccountArgs,
-            risk_tier=RiskTier.DESTRUCTIVE,
-            fn=_close_account,
-        ),
-    ]
     activities = build_activities(
-        settings, providers={"scripted": scripted, "local": LocalProvider()}, tools=tools
+        settings, providers={"scripted": scripted, "local": LocalProvider()}, tools=harness_tools()
     )
     async with build_worker(time_env.client, settings, activities=activities):
         yield Harness(

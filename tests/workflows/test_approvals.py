@@ -78,7 +78,9 @@ async def test_rejected_refund_ends_run_rejected_without_refund(harness: Harness
 
 async def test_unapproved_refund_fails_closed_after_escalation(harness: Harness) -> None:
     handle = await harness.start("support-triage", BIG_REFUND)
-    result = await handle.result()  # time skips through the approval and escalation timeouts
+    # Parked first, the time-skipping server then jumps through both timeouts at once.
+    await harness.wait_for_status(handle, "awaiting_approval")
+    result = await handle.result()
     assert result.status is RunStatus.TIMED_OUT
     assert result.stop_reason is StopReason.APPROVAL_TIMEOUT
     assert "action not taken" in (result.reason or "")

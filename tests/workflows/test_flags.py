@@ -23,18 +23,15 @@ from temporalio.worker import Replayer
 from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
-from activities.tools.registry import Tool
-from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls
-from tests.workflows.conftest import TESTER, CloseAccountArgs, _close_account
+from tests.workflows.conftest import TESTER, harness_tools
 from workers.app import WORKFLOWS, build_activities, build_worker
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
-    RiskTier,
     RunStatus,
     StopReason,
 )
@@ -142,20 +139,10 @@ async def flag_rig(
     )
     client = flags or FlagClient.from_settings(config)
     scripted = ScriptedProvider({})
-    tools = [
-        *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
-        Tool(
-            name="close_account",
-            description="Close a customer account.",
-            args=CloseAccountArgs,
-            risk_tier=RiskTier.DESTRUCTIVE,
-            fn=_close_account,
-        ),
-    ]
     activities = build_activities(
         config,
         providers={"scripted": scripted, "local": LocalProvider()},
-        tools=tools,
+        tools=harness_tools(),
         flags=client,
     )
     try:
