@@ -1,5 +1,5 @@
-"""`opsready shadow report` on the dev server: shadow twins of production runs, read back
-through visibility, summarised as agreement and differences."""
+"""Shadow runs on the dev server: a twin never executes a write tool and records its
+comparison; `opsready shadow report` reads the comparisons back through visibility."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from activities.flags import FlagClient
 from activities.models.local import LocalProvider
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import WorkerFactory
-from tests.workflows.test_flags import set_value, write_flags
+from tests.workflows.test_flags import flag_rig, set_value, write_flags
 from workers.app import build_activities, build_worker
 from workflows.types import AgentRunRequest, AgentRunResult, RunStatus
 
@@ -99,3 +99,33 @@ async def test_shadow_report_summarises_agreement_of_shadow_twins(
     assert code == 0 and "same tool plan   100%" in out
     code, out, err = await cli("shadow", "report", "nobody")
     assert code == 0 and "no shadow comparisons for nobody" in out
+
+
+async def test_shadow_run_simulates_write_tools_and_records_its_comparison(
+    dev_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(dev_env, tmp_path) as rig:
+        write_flags(
+            rig.settings.flags_file, set_value("shadow", {"prompt_version": "v2", "sample_rate": 1})
+        )
+        await rig.until_flag("shadow", {"prompt_version": "v2", "sample_rate": 1})
+        run_id, result = await rig.run("support-triage", SMALL_REFUND)
+        assert result.status is RunStatus.COMPLETED
+        assert result.shadow_run_id == f"{run_id}-shadow"
+        shadow = await rig.client.get_workflow_handle(
+            result.shadow_run_id, result_type=AgentRunResult
+        ).result()
+        refunds = await rig.ledger.refunds()
+
+    # Production made its refund; the shadow proposed the same one and made none.
+    assert [r["idempotency_key"].split(":")[0] for r in refunds] == [run_id]
+    assert shadow.config is not None and shadow.config.is_shadow
+    assert shadow.config.variant == "shadow" and shadow.config.prompt_version == "v2"
+    refund = next(c for c in shadow.tool_calls if c.tool == "refund_order")
+    assert refund.decision == "simulated" and refund.output["simulated"] is True
+    comparison = shadow.shadow_comparison
+    assert comparison is not None
+    assert comparison.production.run_id == run_id
+    assert comparison.same_tool_plan and comparison.same_status
+    assert comparison.production.tool_plan == ["search_kb", "lookup_order", "refund_order"]
+    assert 0.0 <= comparison.output_similarity <= 1.0
