@@ -216,7 +216,13 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.bench_command == "kill-switch":
         from starters.bench_kill_switch import run_bench as run_kill_switch_bench
 
-        return run_kill_switch_bench(args.runs, args.rounds, args.path)
+        try:
+            return run_kill_switch_bench(args.runs, args.rounds, args.path)
+        except TimeoutError:
+            raise OpsreadyError(
+                "bench kill-switch: runs did not reach the expected state in time "
+                "(a busy machine?); try fewer --runs"
+            ) from None
     from starters.bench import run_bench
 
     return run_bench(args.runs, args.rounds)

@@ -87,8 +87,9 @@ class _Switch:
 
 class KillSwitchListener:
     """On every flag change the SDK reports, and every `settings.flags_poll_seconds` in any
-    case, evaluate the global and each agent's kill switch; on each turn from off to on, halt the open runs it covers (one halt per turn per process,
-    retried on the next tick when it fails and runs still match).
+    case, evaluate the global and each agent's kill switch; on each turn from off to on,
+    halt the open runs it covers (one halt per turn per process, retried on the next tick
+    when it fails and runs still match).
 
     `agents`: the agents to watch (default: those in `settings.agents_dir`, re-read each
     tick). `task_queue`: only runs on that task queue (default: the whole namespace).
