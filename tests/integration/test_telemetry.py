@@ -233,7 +233,7 @@ def test_every_run_log_line_carries_the_correlation_fields(observed: Observed) -
     events = [line["event"] for line in run_lines]
     assert {"model call", "tool call", "approval requested", "approval approved"} <= set(events)
     activity_lines = [line for line in run_lines if line.get("activity_type")]
-    assert all(line.get("agent_version") == "1.0.0" for line in activity_lines)
+    assert all(line.get("agent_version") == "1.1.0" for line in activity_lines)
     model = next(line for line in run_lines if line["event"] == "model call")
     assert {"provider", "model", "prompt_version", "input_tokens", "output_tokens"} <= set(model)
     assert {"cost_usd", "latency_ms", "finish_reason"} <= set(model)
