@@ -34,6 +34,8 @@ def run_dev(settings: Settings) -> int:
         f"Temporal UI:  {settings.ui_url}/namespaces/default/workflows\n"
         f"Task queue:   {settings.task_queue}\n"
         f"Deployment:   {versioning_summary(settings)}\n"
+        f"Flags:        {_flags_source(settings)} (opsready flags list; kill switches: "
+        "opsready flags kill --agent NAME)\n"
         f"Telemetry:    {export_summary().removeprefix('telemetry: ')}\n"
         "Logs:         this terminal (OPSREADY_LOG_FORMAT=json|console)\n"
         "Try:          opsready run support-triage "
@@ -54,3 +56,9 @@ def run_dev(settings: Settings) -> int:
             server.stop()
             print("Stopped the Temporal dev server.")
     return 0
+
+
+def _flags_source(settings: Settings) -> str:
+    if settings.launchdarkly_sdk_key is not None:
+        return f"LaunchDarkly ({settings.launchdarkly_base_uri or 'launchdarkly.com'})"
+    return f"file {settings.flags_file}, re-read every {settings.flags_poll_seconds:g} s"
