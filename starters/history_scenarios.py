@@ -22,17 +22,21 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.flags import FlagClient, evaluation_context
-from activities.models.base import errors
 from activities.models.local import LocalProvider
-from activities.tools.registry import Tool, ToolContext
+from activities.testing import (
+    CLOSE_ACCOUNT,
+    SCRIPTED_PRICE,
+    Script,
+    ScriptedProvider,
+    answer,
+    calls,
+)
 from activities.tools.support import support_tools
 from opsready.errors import ConfigError
 from opsready.settings import Settings
@@ -48,11 +52,8 @@ from workflows.types import (
     ChatMessage,
     HaltRequest,
     ModelCallInput,
-    ModelCallResult,
-    RiskTier,
     RunStatus,
     StopReason,
-    ToolCallRequest,
 )
 
 DEMO_AGENT = "support-triage"
@@ -60,7 +61,7 @@ BIG_REFUND = "My headphones from order A-1002 arrived broken, I want a refund."
 SMALL_REFUND = "My mug from order A-1001 arrived broken, please refund it."
 USER, TENANT = "customer-17", "acme"
 
-# Scripted test agents: {budgets} differ per agent (TEST_AGENTS); the model is `ScriptedModel`.
+# Scripted test agents: {budgets} differ per agent (TEST_AGENTS); the model is `ScriptedProvider`.
 TEST_AGENT = """
 name = "{name}"
 version = "7.0.0"
@@ -89,65 +90,12 @@ TEST_AGENTS: dict[str, dict[str, float]] = {
     "tester-can": {"max_steps": 10, "continue_as_new_after_events": 50},
     "tester-timeout": {"run_timeout_seconds": 60},
 }
-_SCRIPTED_PRICE = (
-    '[models."scripted/test"]\ninput_per_million_usd = 1.0\noutput_per_million_usd = 2.0\n'
-)
-
 # --- the scripted model and the extra tool --------------------------------------------------
-
-Script = Callable[[ModelCallInput], ChatMessage]
-
-
-def answer(text: str) -> ChatMessage:
-    return ChatMessage(role="assistant", content=text)
-
-
-def call(step: int, name: str, **arguments: Any) -> ChatMessage:
-    request = ToolCallRequest(id=f"call_{step}_1", name=name, arguments=arguments)
-    return ChatMessage(role="assistant", tool_calls=[request])
 
 
 def search_forever(request: ModelCallInput) -> ChatMessage:
-    return call(request.step, "search_kb", query=f"attempt {request.step}")
+    return calls(request.step, ("search_kb", {"query": f"attempt {request.step}"}))
 
-
-class ScriptedModel:
-    """Provider `scripted`: the run's user message picks its script; 100 + 20 tokens a call."""
-
-    name = "scripted"
-
-    def __init__(self) -> None:
-        self.scripts: dict[str, Script] = {}
-
-    async def complete(self, request: ModelCallInput) -> ModelCallResult:
-        user = next((m.content for m in request.messages if m.role == "user"), None) or ""
-        script = self.scripts.get(user)
-        if script is None:
-            raise ApplicationError(
-                f"no script for {user!r}", type=errors.REQUEST_REJECTED, non_retryable=True
-            )
-        return ModelCallResult(message=script(request), input_tokens=100, output_tokens=20)
-
-    async def aclose(self) -> None:
-        return None
-
-
-class CloseAccountArgs(BaseModel):
-    account_id: str
-
-
-async def _close_account(args: CloseAccountArgs, ctx: ToolContext) -> dict[str, str]:
-    await ctx.ledger.record_effect(ctx.idempotency_key, "close_account", args.account_id)
-    return {"closed": args.account_id}
-
-
-CLOSE_ACCOUNT = Tool(
-    name="close_account",
-    description="Close a customer account.",
-    args=CloseAccountArgs,
-    risk_tier=RiskTier.DESTRUCTIVE,
-    fn=_close_account,
-)
 
 # --- the rig: server, worker, agents, flags --------------------------------------------------
 
@@ -158,7 +106,7 @@ RunHandle = WorkflowHandle[Any, AgentRunResult]
 class Rig:
     env: WorkflowEnvironment
     settings: Settings
-    model: ScriptedModel
+    model: ScriptedProvider
     flags: FlagClient
     _flag_base: dict[str, Any] = field(default_factory=dict)
     _flag_version: int = 0
@@ -280,7 +228,7 @@ async def scenario_rig(
         (agents_dir / f"{name}.toml").write_text(TEST_AGENT.format(name=name, budgets=lines))
     shutil.copyfile(base.agents_dir / f"{DEMO_AGENT}.toml", agents_dir / f"{DEMO_AGENT}.toml")
     pricing = (base.agents_dir / "pricing.toml").read_text()
-    (agents_dir / "pricing.toml").write_text(f"{pricing}\n{_SCRIPTED_PRICE}")
+    (agents_dir / "pricing.toml").write_text(f"{pricing}\n{SCRIPTED_PRICE}")
     flag_base = _neutral(json.loads(base.flags_file.read_text())["flags"])
     settings = Settings(
         agents_dir=agents_dir,
@@ -292,7 +240,7 @@ async def scenario_rig(
     )
     settings.flags_file.write_text(json.dumps({"flags": flag_base}, indent=2))
     flags = FlagClient.from_settings(settings)
-    model = ScriptedModel()
+    model = ScriptedProvider({})
     tools = [*support_tools(base.agents_dir / "data" / DEMO_AGENT), CLOSE_ACCOUNT]
     activities = build_activities(
         settings, providers={"scripted": model, "local": LocalProvider()}, tools=tools, flags=flags
@@ -379,7 +327,7 @@ async def _halt_while_waiting(rig: Rig, workflow_id: str) -> RunHandle:
 
 
 async def _run_timeout(rig: Rig, workflow_id: str) -> RunHandle:
-    close = lambda request: call(request.step, "close_account", account_id="acct-1")  # noqa: E731
+    close = lambda request: calls(request.step, ("close_account", {"account_id": "acct-1"}))  # noqa: E731
     handle = await rig.start(workflow_id, "tester-timeout", "close my account", close)
     # Park it first: the time-skipping server then jumps to the run's deadline.
     await rig.awaiting_approval(handle)
@@ -388,7 +336,7 @@ async def _run_timeout(rig: Rig, workflow_id: str) -> RunHandle:
 
 def _invalid_then_answer(request: ModelCallInput) -> ChatMessage:
     if request.step == 1:
-        return call(1, "refund_order", order_id="A-1001", amount_usd="lots")
+        return calls(1, ("refund_order", {"order_id": "A-1001", "amount_usd": "lots"}))
     return answer("I could not refund that.")
 
 

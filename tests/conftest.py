@@ -18,6 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.base import ModelProvider
+from activities.testing import SCRIPTED_PRICE
 from activities.tools.registry import Tool
 from opsready.settings import PROJECT_ROOT, Settings
 from starters.setup import ensure_search_attributes
@@ -76,11 +77,7 @@ def write_agent(agents_dir: Path, name: str, toml: str) -> None:
     agents_dir.mkdir(parents=True, exist_ok=True)
     pricing = agents_dir / "pricing.toml"
     if not pricing.exists():
-        pricing.write_text(
-            (PROJECT_ROOT / "agents" / "pricing.toml").read_text()
-            + '\n[models."scripted/test"]\ninput_per_million_usd = 1.0\n'
-            "output_per_million_usd = 2.0\n"
-        )
+        pricing.write_text((PROJECT_ROOT / "agents" / "pricing.toml").read_text() + SCRIPTED_PRICE)
     (agents_dir / f"{name}.toml").write_text(toml)
 
 

@@ -10,19 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
+from activities.testing import CLOSE_ACCOUNT
 from activities.tools.ledger import Ledger
-from activities.tools.registry import Tool, ToolContext
+from activities.tools.registry import Tool
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import Script, ScriptedProvider
 from workers.app import build_activities, build_worker
-from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState, RiskTier
+from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
 
 TESTER = """
 name = "{name}"
@@ -71,26 +71,11 @@ DEFAULTS = {
 }
 
 
-class CloseAccountArgs(BaseModel):
-    account_id: str
-
-
-async def _close_account(args: CloseAccountArgs, ctx: ToolContext) -> dict[str, str]:
-    await ctx.ledger.record_effect(ctx.idempotency_key, "close_account", args.account_id)
-    return {"closed": args.account_id}
-
-
 def harness_tools(*extra: Tool) -> list[Tool]:
     """The demo's tools, a destructive `close_account`, and any extra tools."""
     return [
         *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
-        Tool(
-            name="close_account",
-            description="Close a customer account.",
-            args=CloseAccountArgs,
-            risk_tier=RiskTier.DESTRUCTIVE,
-            fn=_close_account,
-        ),
+        CLOSE_ACCOUNT,
         *extra,
     ]
 
