@@ -192,17 +192,9 @@ class OpsreadyClient:
         return self.temporal.get_workflow_handle(run_id)
 
     async def _describe(self, run_id: str) -> WorkflowExecutionDescription:
-        try:
-            description = await self._handle(run_id).describe()
-        except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
-                raise RunNotFoundError(
-                    f"no run {run_id!r} in namespace {self.temporal.namespace}"
-                ) from None
-            raise OpsreadyError(f"cannot read {run_id}: {err.message}") from None
-        if description.workflow_type != AGENT_RUN_WORKFLOW:
-            raise RunNotFoundError(f"{run_id!r} is a {description.workflow_type}, not an agent run")
-        return description
+        return await describe_workflow(
+            self.temporal, run_id, AGENT_RUN_WORKFLOW, "run", "an agent run"
+        )
 
     async def state(self, run_id: str) -> AgentRunState:
         """Where the run stands: the `state` query while it runs (a worker must be polling),
@@ -339,7 +331,27 @@ class OpsreadyClient:
             raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
 
     async def _require_open(self, run_id: str) -> None:
-        status = (await self._describe(run_id)).status
-        if status is not WorkflowExecutionStatus.RUNNING:
-            ended = status.name.lower() if status else "unknown"
-            raise RunEndedError(f"{run_id} has already ended ({ended})")
+        require_running((await self._describe(run_id)).status, run_id)
+
+
+async def describe_workflow(
+    temporal: Client, workflow_id: str, workflow_type: str, noun: str, kind: str
+) -> WorkflowExecutionDescription:
+    """Describe `workflow_id`; one clear error when it does not exist or is another type."""
+    try:
+        description = await temporal.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise RunNotFoundError(
+                f"no {noun} {workflow_id!r} in namespace {temporal.namespace}"
+            ) from None
+        raise OpsreadyError(f"cannot read {workflow_id}: {err.message}") from None
+    if description.workflow_type != workflow_type:
+        raise RunNotFoundError(f"{workflow_id!r} is a {description.workflow_type}, not {kind}")
+    return description
+
+
+def require_running(status: WorkflowExecutionStatus | None, workflow_id: str) -> None:
+    if status is not WorkflowExecutionStatus.RUNNING:
+        ended = status.name.lower() if status else "unknown"
+        raise RunEndedError(f"{workflow_id} has already ended ({ended})")

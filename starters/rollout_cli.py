@@ -25,11 +25,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.deployment import WorkerDeployment, control_build_of, ramp_refusal
-from opsready.errors import OpsreadyError, RunEndedError, RunNotFoundError
+from opsready.errors import OpsreadyError, RunEndedError
 from opsready.flagstore import FlagNotFoundError, flag_store
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, connect_client, operator, print_json
-from starters.client import QUERY_TIMEOUT
+from starters.client import QUERY_TIMEOUT, describe_workflow, require_running
 from workflows.rollout_types import (
     ROLLOUT_ID_PREFIX,
     ROLLOUT_WORKFLOW,
@@ -364,24 +364,13 @@ async def _start(
 
 
 async def _describe(temporal: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
-    try:
-        description = await temporal.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            raise RunNotFoundError(
-                f"no rollout {workflow_id!r} in namespace {temporal.namespace}"
-            ) from None
-        raise OpsreadyError(f"cannot read {workflow_id}: {err.message}") from None
-    if description.workflow_type != ROLLOUT_WORKFLOW:
-        raise RunNotFoundError(f"{workflow_id!r} is a {description.workflow_type}, not a rollout")
-    return description.status
+    return (
+        await describe_workflow(temporal, workflow_id, ROLLOUT_WORKFLOW, "rollout", "a rollout")
+    ).status
 
 
 async def _require_running(temporal: Client, workflow_id: str) -> None:
-    status = await _describe(temporal, workflow_id)
-    if status is not WorkflowExecutionStatus.RUNNING:
-        ended = status.name.lower() if status else "unknown"
-        raise RunEndedError(f"{workflow_id} has already ended ({ended})")
+    require_running(await _describe(temporal, workflow_id), workflow_id)
 
 
 async def rollout_state(temporal: Client, workflow_id: str) -> RolloutState:
