@@ -8,7 +8,6 @@ results (value, variation, reason) are recorded in history, so replays never re-
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
@@ -97,14 +96,11 @@ class FlagClient:
         )
 
     def kill_switch(self, agent: str, tool: str | None, context: Context) -> KillSwitchCheck:
-        keys = [GLOBAL_KILL_SWITCH, agent_kill_switch(agent)]
+        scopes = {GLOBAL_KILL_SWITCH: "all agents", agent_kill_switch(agent): f"agent {agent}"}
         if tool is not None:
-            keys.append(tool_kill_switch(tool))
-        for key in keys:
+            scopes[tool_kill_switch(tool)] = f"tool {tool}"
+        for key, scope in scopes.items():
             if self.evaluate(key, context, False).value is True:
-                scope = f"tool {tool}" if key == keys[-1] and tool else f"agent {agent}"
-                if key == GLOBAL_KILL_SWITCH:
-                    scope = "all agents"
                 return KillSwitchCheck(
                     is_killed=True, flag=key, reason=f"kill switch {key} is on ({scope})"
                 )
@@ -139,10 +135,10 @@ class FlagActivities:
 
     @activity.defn(name=names.CHECK_KILL_SWITCH)
     async def check_kill_switch(self, request: KillSwitchInput) -> KillSwitchCheck:
+        # An in-memory evaluation (the SDK keeps flags in memory and updates them from its
+        # own threads): no I/O, so no thread hop on this hot path.
         context = evaluation_context(request.agent, request.context)
-        check = await asyncio.to_thread(
-            self._flags.kill_switch, request.agent, request.tool, context
-        )
+        check = self._flags.kill_switch(request.agent, request.tool, context)
         if check.is_killed:
             log.warning(
                 "safety event",
