@@ -17,10 +17,11 @@ import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from tests.fakes.loopback import LoopbackServer
 
 SEMANTIC_PATCH = "domain-model=launchdarkly.semanticpatch"
 
@@ -47,7 +48,7 @@ class ApiError(Exception):
         self.answer = _Answer(status, {"code": code, "message": message})
 
 
-class FakeLaunchDarkly:
+class FakeLaunchDarkly(LoopbackServer):
     """`with FakeLaunchDarkly() as fake:` then point `LaunchDarklyApi` at `fake.url`."""
 
     def __init__(
@@ -56,6 +57,7 @@ class FakeLaunchDarkly:
         project: str = "default",
         environments: Sequence[str] = ("production", "test"),
     ) -> None:
+        super().__init__()
         self.token = token
         self.project = project
         self.environments = list(environments)
@@ -64,47 +66,15 @@ class FakeLaunchDarkly:
         self._flags: dict[str, dict[str, Any]] = {}
         self._script: deque[_Answer] = deque()
         self._requests: list[RecordedRequest] = []
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> FakeLaunchDarkly:
-        fake = self
-
-        class Handler(_Handler):
-            owner = fake
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> FakeLaunchDarkly:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def handler_class(self) -> type[_Handler]:
+        return _Handler
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.origin
 
     # --- state and scripting ----------------------------------------------------------
 
