@@ -29,6 +29,7 @@ from workflows.types import (
     ApprovalDecision,
     ApprovalRecord,
     ChatMessage,
+    ComparedRun,
     HaltRequest,
     KillSwitchCheck,
     KillSwitchInput,
@@ -42,7 +43,6 @@ from workflows.types import (
     RunConfig,
     RunContext,
     RunStatus,
-    RunSummary,
     SafetyEvent,
     StopReason,
     ToolCallInput,
@@ -72,7 +72,7 @@ class AgentRunWorkflow:
         self._deadline = checkpoint.deadline if checkpoint else None
         self._halt: HaltRequest | None = None
         self._approvals = ApprovalBook(self._state, requester=request.user_id)
-        self._production: RunSummary | None = None  # a shadow run's production twin
+        self._production: ComparedRun | None = None  # a shadow run's production twin
 
     # --- public handlers ------------------------------------------------------------------
 
@@ -105,7 +105,7 @@ class AgentRunWorkflow:
             self._halt = request
 
     @workflow.signal(name=shadow.PRODUCTION_RESULT_SIGNAL)
-    def production_result(self, summary: RunSummary) -> None:
+    def production_result(self, summary: ComparedRun) -> None:
         """Sent by a production run to its shadow twin when it ends."""
         if self._request.shadow_of is not None:
             self._production = summary
@@ -527,7 +527,7 @@ class AgentRunWorkflow:
 
     async def _after_end(self) -> None:
         """Production: tell the shadow twin how this run ended. Shadow: compare with it."""
-        summary = visibility.run_summary(workflow.info().workflow_id, self._state, workflow.now())
+        summary = visibility.compared_run(workflow.info().workflow_id, self._state, workflow.now())
         if self._state.shadow_run_id is not None:
             await shadow.tell_twin(self._state.shadow_run_id, summary)
         origin = self._request.shadow_of

@@ -17,8 +17,8 @@ from workflows.types import (
     AGENT_RUN_WORKFLOW,
     AgentRunRequest,
     Candidate,
+    ComparedRun,
     CompareShadowInput,
-    RunSummary,
     ShadowComparison,
     ShadowOrigin,
 )
@@ -48,7 +48,7 @@ async def start_twin(request: AgentRunRequest, candidate: Candidate) -> str:
     return twin_id(run_id)
 
 
-async def tell_twin(shadow_run_id: str, summary: RunSummary) -> None:
+async def tell_twin(shadow_run_id: str, summary: ComparedRun) -> None:
     try:
         await workflow.get_external_workflow_handle(shadow_run_id).signal(
             PRODUCTION_RESULT_SIGNAL, summary
@@ -58,7 +58,7 @@ async def tell_twin(shadow_run_id: str, summary: RunSummary) -> None:
 
 
 async def compare(
-    agent: str, origin: ShadowOrigin, production: RunSummary, shadow: RunSummary
+    agent: str, origin: ShadowOrigin, production: ComparedRun, shadow: ComparedRun
 ) -> ShadowComparison | None:
     try:
         return await calls.compare_shadow(

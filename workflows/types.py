@@ -441,7 +441,7 @@ class AgentRunResult(_Model):
 # --- shadow runs ---------------------------------------------------------------------------
 
 
-class RunSummary(_Model):
+class ComparedRun(_Model):
     """One side of a shadow comparison: what a run did, without its transcript."""
 
     run_id: str
@@ -459,8 +459,8 @@ class ShadowComparison(_Model):
 
     agent: str
     candidate: Candidate
-    production: RunSummary
-    shadow: RunSummary
+    production: ComparedRun
+    shadow: ComparedRun
     same_tool_plan: bool
     output_similarity: float  # 0..1, word-set similarity of the two answers
     same_status: bool
@@ -470,8 +470,8 @@ class ShadowComparison(_Model):
 class CompareShadowInput(_Model):
     agent: str
     candidate: Candidate
-    production: RunSummary
-    shadow: RunSummary
+    production: ComparedRun
+    shadow: ComparedRun
 
 
 class RunCheckpoint(_Model):

@@ -16,11 +16,11 @@ from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
+    ComparedRun,
     ConfigSummary,
     RunConfig,
     RunContext,
     RunOutcome,
-    RunSummary,
 )
 
 
@@ -115,10 +115,10 @@ def outcome_of(
     )
 
 
-def run_summary(run_id: str, state: AgentRunState, ended_at: datetime) -> RunSummary:
-    """What a shadow comparison needs of a run: outcome, tool plan, spend, latency."""
+def compared_run(run_id: str, state: AgentRunState, ended_at: datetime) -> ComparedRun:
+    """One side of a shadow comparison: outcome, tool plan, spend, latency."""
     started = state.started_at or ended_at
-    return RunSummary(
+    return ComparedRun(
         run_id=run_id,
         status=state.status,
         output=state.output,
