@@ -16,15 +16,17 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from activities.agents import AgentDefinition, list_agents, load_agent
-from opsready.errors import ConfigError, OpsreadyError, UnknownAgentError
+from opsready.errors import (
+    ConfigError,
+    OpsreadyError,
+    UnknownAgentError,
+    UnknownVersionError,
+    error_parts,
+)
 
 VERSIONS_DIR = "versions"
 CURRENT = "current"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
-
-
-class UnknownVersionError(OpsreadyError):
-    """No archived definition with that version."""
 
 
 class AgentVersions(BaseModel):
@@ -207,9 +209,8 @@ def _parse(path: Path, text: str, agent: str) -> AgentDefinition:
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"{path}: field {where}: {first['msg']}") from None
+        where, message, _ = error_parts(err)
+        raise ConfigError(f"{path}: field {where}: {message}") from None
 
 
 def semantic_changes(old: AgentDefinition, new: AgentDefinition) -> list[Change]:

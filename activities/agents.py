@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from opsready.errors import ConfigError, UnknownAgentError
+from opsready.errors import ConfigError, UnknownAgentError, error_parts
 from workflows.types import ApprovalPolicy, Budgets, ModelPrice
 
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -139,9 +139,7 @@ def _parse_toml(path: Path, raw: bytes) -> dict[str, object]:
 
 
 def _first_error(err: ValidationError) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(part) for part in first["loc"])
-    message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "extra_forbidden":
+    where, message, kind = error_parts(err)
+    if kind == "extra_forbidden":
         message = "unknown field (check the spelling; see agents/README.md)"
     return f"field {where}: {message}" if where else message

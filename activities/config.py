@@ -21,7 +21,7 @@ from activities.flags import FlagClient, evaluation_context
 from activities.tools.registry import ToolRegistry
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
-from workflows import activity_names as names
+from workflows.contract import Activity, ErrorType
 from workflows.types import FlagEvaluation, ResolveConfigInput, RunConfig, RunContext
 
 
@@ -33,15 +33,17 @@ class ConfigActivities:
         self._registry = registry
         self._flags = flags
 
-    @activity.defn(name=names.RESOLVE_CONFIG)
+    @activity.defn(name=Activity.RESOLVE_CONFIG)
     async def resolve_config(self, request: ResolveConfigInput) -> RunConfig:
         try:
             return await asyncio.to_thread(self.resolve, request)
         except UnknownAgentError as err:
-            raise ApplicationError(str(err), type=names.UNKNOWN_AGENT, non_retryable=True) from None
+            raise ApplicationError(
+                str(err), type=ErrorType.UNKNOWN_AGENT, non_retryable=True
+            ) from None
         except ConfigError as err:
             raise ApplicationError(
-                str(err), type=names.INVALID_AGENT_DEFINITION, non_retryable=True
+                str(err), type=ErrorType.INVALID_AGENT_DEFINITION, non_retryable=True
             ) from None
 
     def resolve(self, request: ResolveConfigInput) -> RunConfig:

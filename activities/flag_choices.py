@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from activities.agents import AgentDefinition
+from opsready.errors import error_parts, one_line
 from workflows.types import Budgets, Candidate, FlagEvaluation, ModelPrice
 
 # The flags every run evaluates, with the value that means "as the agent defines it".
@@ -156,9 +157,7 @@ def _apply_budgets(choices: Choices, overrides: Any) -> None:
     try:
         choices.budgets = Budgets.model_validate(choices.budgets.model_dump() | overrides)
     except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        choices.problems.append(f"flag budgets: {where}: {first['msg']} (budgets as defined)")
+        choices.problems.append(f"flag budgets: {one_line(err)} (budgets as defined)")
 
 
 def _shadow_candidate(choices: Choices, raw: Any, run_id: str | None) -> Candidate | None:
@@ -167,7 +166,7 @@ def _shadow_candidate(choices: Choices, raw: Any, run_id: str | None) -> Candida
     try:
         flag = ShadowFlag.model_validate(raw)
     except ValidationError as err:
-        choices.problems.append(f"flag shadow: {err.errors()[0]['msg']} (no shadow run)")
+        choices.problems.append(f"flag shadow: {error_parts(err)[1]} (no shadow run)")
         return None
     if not (flag.prompt_version or flag.model):
         return None

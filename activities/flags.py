@@ -18,20 +18,10 @@ from ldclient.integrations import Files
 from temporalio import activity
 
 from opsready.settings import Settings
-from workflows import activity_names as names
+from workflows.contract import Activity, KillSwitchScope, SafetyKind, kill_switch_key
 from workflows.types import FlagEvaluation, KillSwitchCheck, KillSwitchInput, RunContext
 
 log = structlog.get_logger("opsready.flags")
-
-GLOBAL_KILL_SWITCH = "kill-switch"
-
-
-def agent_kill_switch(agent: str) -> str:
-    return f"{GLOBAL_KILL_SWITCH}.agent.{agent}"
-
-
-def tool_kill_switch(tool: str) -> str:
-    return f"{GLOBAL_KILL_SWITCH}.tool.{tool}"
 
 
 def evaluation_context(agent: str, context: RunContext | None = None) -> Context:
@@ -96,13 +86,19 @@ class FlagClient:
         )
 
     def kill_switch(self, agent: str, tool: str | None, context: Context) -> KillSwitchCheck:
-        scopes = {GLOBAL_KILL_SWITCH: "all agents", agent_kill_switch(agent): f"agent {agent}"}
+        scopes: list[tuple[KillSwitchScope, str, str]] = [
+            ("global", kill_switch_key(), "all agents"),
+            ("agent", kill_switch_key(agent=agent), f"agent {agent}"),
+        ]
         if tool is not None:
-            scopes[tool_kill_switch(tool)] = f"tool {tool}"
-        for key, scope in scopes.items():
+            scopes.append(("tool", kill_switch_key(tool=tool), f"tool {tool}"))
+        for scope, key, covers in scopes:
             if self.evaluate(key, context, False).value is True:
                 return KillSwitchCheck(
-                    is_killed=True, flag=key, reason=f"kill switch {key} is on ({scope})"
+                    is_killed=True,
+                    flag=key,
+                    scope=scope,
+                    reason=f"kill switch {key} is on ({covers})",
                 )
         return KillSwitchCheck(is_killed=False)
 
@@ -133,7 +129,7 @@ class FlagActivities:
     def __init__(self, flags: FlagClient) -> None:
         self._flags = flags
 
-    @activity.defn(name=names.CHECK_KILL_SWITCH)
+    @activity.defn(name=Activity.CHECK_KILL_SWITCH)
     async def check_kill_switch(self, request: KillSwitchInput) -> KillSwitchCheck:
         # An in-memory evaluation (the SDK keeps flags in memory and updates them from its
         # own threads): no I/O, so no thread hop on this hot path.
@@ -142,7 +138,7 @@ class FlagActivities:
         if check.is_killed:
             log.warning(
                 "safety event",
-                kind="kill_switch",
+                kind=SafetyKind.KILL_SWITCH,
                 flag=check.flag,
                 tool=request.tool,
                 detail=check.reason,

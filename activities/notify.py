@@ -8,7 +8,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from opsready.telemetry import Telemetry
-from workflows import activity_names as names
+from workflows.contract import Activity
 from workflows.types import NotifyApproversInput
 
 log = structlog.get_logger("opsready.approvals")
@@ -27,7 +27,7 @@ class NotifyActivities:
         self._namespace = namespace
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
 
-    @activity.defn(name=names.NOTIFY_APPROVERS)
+    @activity.defn(name=Activity.NOTIFY_APPROVERS)
     async def notify_approvers(self, notice: NotifyApproversInput) -> None:
         approval = notice.approval
         link = f"{self._ui_url}/namespaces/{self._namespace}/workflows/{notice.run_id}"

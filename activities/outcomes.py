@@ -12,7 +12,7 @@ import structlog
 from temporalio import activity
 
 from opsready.telemetry import Telemetry
-from workflows import activity_names as names
+from workflows.contract import Activity
 from workflows.rollout_types import Cohort, CohortStats
 from workflows.types import RunOutcome, RunStatus
 
@@ -74,7 +74,7 @@ class OutcomeStore:
         outcomes = (RunOutcome.model_validate_json(row[0]) for row in rows)
         return _cohort_stats([o for o in outcomes if _in_cohort(cohort, o)])
 
-    @activity.defn(name=names.RECORD_OUTCOME)
+    @activity.defn(name=Activity.RECORD_OUTCOME)
     async def record_outcome(self, outcome: RunOutcome) -> None:
         await asyncio.to_thread(self._write, outcome)
         if activity.info().attempt == 1:  # a retry after a lost reply must not count twice

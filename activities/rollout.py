@@ -18,15 +18,14 @@ from temporalio.exceptions import ApplicationError
 
 from activities.outcomes import OutcomeStore
 from opsready.deployment import (
-    DeploymentNotFoundError,
     DeploymentStatus,
     RoutingChange,
-    UnknownBuildError,
     WorkerDeployment,
     control_build_of,
     ramp_refusal,
 )
-from opsready.flagstore import (
+from opsready.errors import DeploymentNotFoundError, UnknownBuildError
+from opsready.flags import (
     FlagChangeError,
     FlagInfo,
     FlagNotFoundError,
@@ -34,7 +33,7 @@ from opsready.flagstore import (
     flag_store,
 )
 from opsready.settings import Settings
-from workflows import activity_names as names
+from workflows.contract import Activity, ErrorType
 from workflows.rollout_types import (
     CohortComparison,
     CompareCohortsInput,
@@ -49,7 +48,7 @@ log = structlog.get_logger("opsready.rollout")
 
 def _refused(message: str) -> ApplicationError:
     """A rollout the flag cannot take: retrying will not help, the request must change."""
-    return ApplicationError(message, type=names.INVALID_ROLLOUT, non_retryable=True)
+    return ApplicationError(message, type=ErrorType.INVALID_ROLLOUT, non_retryable=True)
 
 
 def control_of(info: FlagInfo, candidate: int) -> int:
@@ -80,7 +79,7 @@ class RolloutActivities:
         self._flags = flags  # None: the settings' store, opened per call
         self._client = client  # None: the worker's own client (`activity.client()`)
 
-    @activity.defn(name=names.ROLLOUT_SET_PERCENT)
+    @activity.defn(name=Activity.ROLLOUT_SET_PERCENT)
     async def set_percent(self, request: SetRolloutInput) -> SetRolloutResult:
         """Serve the candidate to `percent`% and the control to the rest. A rollback (0%) of a
         flag someone has turned off leaves it off: it then serves its off variation anyway."""
@@ -136,7 +135,7 @@ class RolloutActivities:
             rollout=rollout,
         )
 
-    @activity.defn(name=names.ROLLOUT_SET_DEPLOYMENT_RAMP)
+    @activity.defn(name=Activity.ROLLOUT_SET_DEPLOYMENT_RAMP)
     async def set_deployment_ramp(self, request: SetDeploymentRampInput) -> SetDeploymentRampResult:
         """Send `percent`% of the deployment's new runs to the candidate build (a ramp off the
         control, which must be current); 100 makes the candidate current; 0 removes its ramp,
@@ -178,7 +177,7 @@ class RolloutActivities:
             ramp_percentage=after.ramp_percentage,
         )
 
-    @activity.defn(name=names.ROLLOUT_COMPARE_COHORTS)
+    @activity.defn(name=Activity.ROLLOUT_COMPARE_COHORTS)
     async def compare_cohorts(self, request: CompareCohortsInput) -> CohortComparison:
         candidate, control = await asyncio.gather(
             asyncio.to_thread(self._outcomes.stats, request.candidate),

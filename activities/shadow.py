@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import structlog
 from temporalio import activity
 
-from workflows import activity_names as names
+from workflows.contract import Activity
 from workflows.types import CompareShadowInput, ShadowComparison
 
 log = structlog.get_logger("opsready.shadow")
@@ -44,7 +44,7 @@ def compare(request: CompareShadowInput) -> ShadowComparison:
 
 
 class ShadowActivities:
-    @activity.defn(name=names.COMPARE_SHADOW)
+    @activity.defn(name=Activity.COMPARE_SHADOW)
     async def compare_shadow(self, request: CompareShadowInput) -> ShadowComparison:
         comparison = compare(request)
         log.info(

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 
-from activities.models.base import errors
 from activities.tools.registry import Tool, ToolContext
+from workflows.contract import ErrorType
 from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, RiskTier, ToolCallRequest
 
 Script = Callable[[ModelCallInput], ChatMessage]
@@ -59,7 +59,7 @@ class ScriptedProvider:
         script = self.scripts.get(user)
         if script is None:
             raise ApplicationError(
-                f"no script for {user!r}", type=errors.REQUEST_REJECTED, non_retryable=True
+                f"no script for {user!r}", type=ErrorType.MODEL_REQUEST_REJECTED, non_retryable=True
             )
         input_tokens, output_tokens = self.tokens_per_call
         return ModelCallResult(

@@ -1,6 +1,6 @@
 """Worker Deployment Versioning for operators, service code and the rollout activity: which
 build of the workers new agent runs go to (current, ramping) and which builds still serve
-their pinned runs. Public as `starters.deploy`; here so activities can use it too.
+their pinned runs. Shared by the `opsready deploy` commands and the rollout activity.
 
 Temporal's Python client has no high-level Worker Deployment API, so `WorkerDeployment`
 wraps the workflow-service RPCs. Every write reads the deployment first and passes its
@@ -33,35 +33,19 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from opsready.errors import OpsreadyError, TemporalUnavailableError
-from workflows.types import AGENT_RUN_WORKFLOW
+from opsready.errors import (
+    DeploymentChangedError,
+    DeploymentError,
+    DeploymentNotFoundError,
+    NoPreviousVersionError,
+    OpsreadyError,
+    TemporalUnavailableError,
+    UnknownBuildError,
+)
+from workflows.contract import AGENT_RUN_WORKFLOW
 
 VersionSummary = WorkerDeploymentInfo.WorkerDeploymentVersionSummary
 T = TypeVar("T")
-
-
-class DeploymentError(OpsreadyError):
-    """A Worker Deployment change that cannot be made as asked."""
-
-
-class DeploymentNotFoundError(DeploymentError):
-    """No Worker Deployment of that name: no versioned worker of it has polled yet."""
-
-    exit_code = 3
-
-
-class UnknownBuildError(DeploymentError):
-    """The deployment has no version with that build id."""
-
-    exit_code = 3
-
-
-class DeploymentChangedError(DeploymentError):
-    """The deployment changed between reading it and writing to it (conflict token)."""
-
-
-class NoPreviousVersionError(DeploymentError):
-    """`rollback` found no version that was current before the present one."""
 
 
 class Routing(BaseModel):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, SecretStr, ValidationError
 
-from opsready.errors import ConfigError
-from workflows.types import DEFAULT_TASK_QUEUE
+from opsready.errors import ConfigError, error_parts
+from workflows.contract import DEFAULT_TASK_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -93,10 +93,10 @@ class Settings(BaseModel):
         try:
             return cls.model_validate(values)
         except ValidationError as err:
-            first = err.errors()[0]
-            field = str(first["loc"][0]) if first["loc"] else "?"
+            where, message, _ = error_parts(err)
+            field = where.split(".")[0] or "?"
             var = next((v for v, f in _ENV.items() if f == field), field)
-            raise ConfigError(f"{var}: {first['msg']}") from None
+            raise ConfigError(f"{var}: {message}") from None
 
     def temporal_binary(self) -> str:
         """Path of the `temporal` CLI: the setting, the one beside this Python, or PATH."""

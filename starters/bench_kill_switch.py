@@ -27,14 +27,15 @@ from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 
-from activities.flags import GLOBAL_KILL_SWITCH, FlagClient, evaluation_context
+from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider, support_triage
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
-from opsready.flagstore import LocalFlagFile
+from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
 from starters.client import OpsreadyClient
-from workflows import search_attributes as sa
+from workflows import contract
+from workflows.contract import KILL_SWITCH, Signal
 from workflows.types import ChatMessage, HaltRequest, ModelCallInput, RiskTier, ToolCallRequest
 
 HaltPath = Literal["auto", "direct", "batch"]
@@ -133,7 +134,7 @@ class Rig:
         description = await self.client.get_workflow_handle(run_id).describe()
         raw = description.raw_description
         return (
-            description.typed_search_attributes.get(sa.AGENT_STATUS) == "awaiting_approval"
+            description.typed_search_attributes.get(contract.AGENT_STATUS) == "awaiting_approval"
             and not raw.pending_activities
             and not raw.HasField("pending_workflow_task")
         )
@@ -165,15 +166,15 @@ class Rig:
         return result
 
     async def _is_off(self) -> bool:
-        value = self.flags.evaluate(GLOBAL_KILL_SWITCH, evaluation_context("*"), False).value
-        return value is False and GLOBAL_KILL_SWITCH not in self.switches_on()
+        value = self.flags.evaluate(KILL_SWITCH, evaluation_context("*"), False).value
+        return value is False and KILL_SWITCH not in self.switches_on()
 
     async def bare_round(self, n: int) -> Stopped:
         tag, ids = await self.open_runs(n)
         halt = HaltRequest(reason="bench: bare signal", by="bench")
         started = time.perf_counter()
         await asyncio.gather(
-            *(self.client.get_workflow_handle(i).signal("halt", halt) for i in ids)
+            *(self.client.get_workflow_handle(i).signal(Signal.HALT, halt) for i in ids)
         )
         return await self.stopped(tag, n, started)
 

@@ -36,14 +36,15 @@ from opsready.errors import (
     RunEndedError,
     RunNotFoundError,
     UnknownAgentError,
+    one_line,
 )
 from opsready.redaction import redact_text
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from starters.connection import connect
-from workflows import search_attributes as sa
+from workflows import contract
+from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
 from workflows.types import (
-    AGENT_RUN_WORKFLOW,
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
@@ -68,12 +69,6 @@ class RunSummary(BaseModel):
     tokens: int | None
     started_at: datetime | None
     closed_at: datetime | None
-
-
-def _one_line(err: ValidationError) -> str:
-    first = err.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "input"
-    return f"{field}: {first['msg']}"
 
 
 def state_of(
@@ -141,16 +136,16 @@ class OpsreadyClient:
                 metadata=metadata or {},
             )
         except ValidationError as err:
-            raise OpsreadyError(f"invalid run request: {_one_line(err)}") from None
+            raise OpsreadyError(f"invalid run request: {one_line(err)}") from None
         self._check_agent(agent)
         assert request.request_id is not None
         run_id = self.run_id_for(agent, request.request_id)
         attributes = [
-            SearchAttributePair(sa.AGENT_NAME, agent),
-            SearchAttributePair(sa.AGENT_STATUS, RunStatus.RUNNING.value),
+            SearchAttributePair(contract.AGENT_NAME, agent),
+            SearchAttributePair(contract.AGENT_STATUS, RunStatus.RUNNING.value),
         ]
-        attributes += [SearchAttributePair(sa.AGENT_USER, user_id)] if user_id else []
-        attributes += [SearchAttributePair(sa.AGENT_TENANT, tenant_id)] if tenant_id else []
+        attributes += [SearchAttributePair(contract.AGENT_USER, user_id)] if user_id else []
+        attributes += [SearchAttributePair(contract.AGENT_TENANT, tenant_id)] if tenant_id else []
         preview = redact_text(request.input)
         preview = preview if len(preview) <= 120 else preview[:117] + "..."
         try:
@@ -202,11 +197,11 @@ class OpsreadyClient:
         description = await self._describe(run_id)
         if description.status is not WorkflowExecutionStatus.RUNNING:
             result = await self.result(run_id)
-            agent = description.typed_search_attributes.get(sa.AGENT_NAME) or "?"
+            agent = description.typed_search_attributes.get(contract.AGENT_NAME) or "?"
             return state_of(agent, result, started_at=description.start_time)
         try:
             state: AgentRunState = await self._handle(run_id).query(
-                "state", result_type=AgentRunState, rpc_timeout=QUERY_TIMEOUT
+                Query.STATE, result_type=AgentRunState, rpc_timeout=QUERY_TIMEOUT
             )
             return state
         except WorkflowQueryFailedError as err:
@@ -250,13 +245,13 @@ class OpsreadyClient:
                 runs.append(
                     RunSummary(
                         run_id=execution.id,
-                        agent=attrs.get(sa.AGENT_NAME),
-                        status=attrs.get(sa.AGENT_STATUS)
+                        agent=attrs.get(contract.AGENT_NAME),
+                        status=attrs.get(contract.AGENT_STATUS)
                         or (execution.status.name.lower() if execution.status else "unknown"),
-                        user=attrs.get(sa.AGENT_USER),
-                        tenant=attrs.get(sa.AGENT_TENANT),
-                        cost_usd=attrs.get(sa.AGENT_COST_USD),
-                        tokens=attrs.get(sa.AGENT_TOKENS),
+                        user=attrs.get(contract.AGENT_USER),
+                        tenant=attrs.get(contract.AGENT_TENANT),
+                        cost_usd=attrs.get(contract.AGENT_COST_USD),
+                        tokens=attrs.get(contract.AGENT_TOKENS),
                         started_at=execution.start_time,
                         closed_at=execution.close_time,
                     )
@@ -303,11 +298,11 @@ class OpsreadyClient:
                 request_id=request_id, approved=approved, approver=approver, comment=comment
             )
         except ValidationError as err:
-            raise OpsreadyError(f"invalid decision: {_one_line(err)}") from None
+            raise OpsreadyError(f"invalid decision: {one_line(err)}") from None
         await self._require_open(run_id)
         try:
             state: AgentRunState = await self._handle(run_id).execute_update(
-                "decide", decision, result_type=AgentRunState
+                Update.DECIDE, decision, result_type=AgentRunState
             )
             return state
         except WorkflowUpdateFailedError as err:
@@ -323,10 +318,10 @@ class OpsreadyClient:
         try:
             request = HaltRequest(reason=reason, by=by)
         except ValidationError as err:
-            raise OpsreadyError(f"invalid halt: {_one_line(err)}") from None
+            raise OpsreadyError(f"invalid halt: {one_line(err)}") from None
         await self._require_open(run_id)
         try:
-            await self._handle(run_id).signal("halt", request)
+            await self._handle(run_id).signal(Signal.HALT, request)
         except RPCError as err:
             raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from opsready.flagstore import FlagInfo, FlagNotFoundError, FlagStore, flag_store, kill_switch_key
+from opsready.flags import FlagInfo, FlagNotFoundError, FlagStore, flag_store, kill_switch_key
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, print_json
 

@@ -43,8 +43,8 @@ from opsready.settings import Settings
 from starters.setup import ensure_search_attributes
 from workers.app import build_activities, build_worker
 from workers.versioning import UnversionedWorkflows
+from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
 from workflows.types import (
-    AGENT_RUN_WORKFLOW,
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
@@ -135,7 +135,7 @@ class Rig:
         """Poll the `state` query until `predicate` holds (a condition, not a fixed wait)."""
         async with asyncio.timeout(timeout):
             while True:
-                state: AgentRunState = await handle.query("state", result_type=AgentRunState)
+                state: AgentRunState = await handle.query(Query.STATE, result_type=AgentRunState)
                 if predicate(state):
                     return state
                 await asyncio.sleep(0.02)
@@ -311,9 +311,9 @@ def _decide(via: str, approver: str, *, is_approved: bool = True, escalate: bool
             comment="checked the receipt" if is_approved else "over the auto-refund limit",
         )
         if via == "signal":
-            await handle.signal("approval_decision", decision)
+            await handle.signal(Signal.APPROVAL_DECISION, decision)
         else:
-            await handle.execute_update("decide", decision, result_type=AgentRunState)
+            await handle.execute_update(Update.DECIDE, decision, result_type=AgentRunState)
         return handle
 
     return play
@@ -322,7 +322,7 @@ def _decide(via: str, approver: str, *, is_approved: bool = True, escalate: bool
 async def _halt_while_waiting(rig: Rig, workflow_id: str) -> RunHandle:
     handle = await rig.start(workflow_id, DEMO_AGENT, BIG_REFUND)
     await rig.awaiting_approval(handle)
-    await handle.signal("halt", HaltRequest(reason="golden: stop this run", by="oncall"))
+    await handle.signal(Signal.HALT, HaltRequest(reason="golden: stop this run", by="oncall"))
     return handle
 
 

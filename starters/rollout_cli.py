@@ -25,14 +25,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.deployment import WorkerDeployment, control_build_of, ramp_refusal
-from opsready.errors import OpsreadyError, RunEndedError
-from opsready.flagstore import FlagNotFoundError, flag_store
+from opsready.errors import OpsreadyError, RunEndedError, error_parts
+from opsready.flags import FlagNotFoundError, flag_store
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, connect_client, operator, print_json
 from starters.client import QUERY_TIMEOUT, describe_workflow, require_running
+from workflows.contract import ROLLOUT_WORKFLOW, Query, Signal, Update
 from workflows.rollout_types import (
     ROLLOUT_ID_PREFIX,
-    ROLLOUT_WORKFLOW,
     AbortRequest,
     DeploymentTarget,
     HealthGates,
@@ -141,7 +141,9 @@ async def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
     await _require_running(temporal, workflow_id)
     if args.rollout_command == "abort":
         abort = _valid(AbortRequest, reason=args.reason, by=args.by)
-        await _call(workflow_id, temporal.get_workflow_handle(workflow_id).signal("abort", abort))
+        await _call(
+            workflow_id, temporal.get_workflow_handle(workflow_id).signal(Signal.ABORT, abort)
+        )
         print(f"abort sent to {workflow_id}: the candidate goes back to 0% now")
         return 0
     decision = _valid(
@@ -152,7 +154,7 @@ async def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
         comment=args.comment,
     )
     update = temporal.get_workflow_handle(workflow_id).execute_update(
-        "decide", decision, result_type=RolloutState
+        Update.DECIDE, decision, result_type=RolloutState
     )
     state = await _call(workflow_id, update)
     if args.json:
@@ -281,9 +283,8 @@ def _valid(model: Any, **values: Any) -> Any:
     try:
         return model(**values)
     except ValidationError as err:
-        first = err.errors()[0]
-        field = str(first["loc"][-1]) if first["loc"] else ""
-        message = first["msg"].removeprefix("Value error, ")
+        where, message, _ = error_parts(err)
+        field = where.rsplit(".", 1)[-1]
         option = _OPTIONS.get(field, field)
         raise OpsreadyError(f"{option}: {message}" if option else message) from None
 
@@ -378,7 +379,7 @@ async def rollout_state(temporal: Client, workflow_id: str) -> RolloutState:
     status = await _describe(temporal, workflow_id)
     handle = temporal.get_workflow_handle(workflow_id, result_type=RolloutState)
     if status is WorkflowExecutionStatus.RUNNING:
-        query = handle.query("state", result_type=RolloutState, rpc_timeout=QUERY_TIMEOUT)
+        query = handle.query(Query.STATE, result_type=RolloutState, rpc_timeout=QUERY_TIMEOUT)
         state: RolloutState = await _call(workflow_id, query)
         return state
     try:

@@ -18,7 +18,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, connect_client, print_json
-from workflows.types import AGENT_RUN_WORKFLOW, AgentRunResult, ShadowComparison
+from workflows.contract import AGENT_RUN_WORKFLOW
+from workflows.types import AgentRunResult, ShadowComparison
 
 _FETCH_CONCURRENCY = 16
 

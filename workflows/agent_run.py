@@ -20,9 +20,9 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from workflows import calls, shadow, visibility
 from workflows.approvals import ApprovalBook
+from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
 from workflows.policy import add_usage, budget_breach, tool_gate
 from workflows.types import (
-    AGENT_RUN_WORKFLOW,
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
@@ -76,20 +76,20 @@ class AgentRunWorkflow:
 
     # --- public handlers ------------------------------------------------------------------
 
-    @workflow.query(name="state")
+    @workflow.query(name=Query.STATE)
     def state(self) -> AgentRunState:
         return self._state
 
-    @workflow.signal(name="approval_decision")
+    @workflow.signal(name=Signal.APPROVAL_DECISION)
     def approval_decision(self, decision: ApprovalDecision) -> None:
         try:
             self._approvals.accept(decision, self._config)
         except ValueError as err:
             # A signal cannot be refused: log it and keep it as a safety event instead.
             workflow.logger.warning("approval signal ignored: %s", err)
-            self._safety("invalid_approval", str(err))
+            self._safety(SafetyKind.INVALID_APPROVAL, str(err))
 
-    @workflow.update(name="decide")
+    @workflow.update(name=Update.DECIDE)
     async def decide(self, decision: ApprovalDecision) -> AgentRunState:
         request_id = self._approvals.accept(decision, self._config)
         await workflow.wait_condition(lambda: not self._approvals.is_pending(request_id))
@@ -99,12 +99,12 @@ class AgentRunWorkflow:
     def _validate_decide(self, decision: ApprovalDecision) -> None:
         self._approvals.check(decision, self._config)
 
-    @workflow.signal(name="halt")
+    @workflow.signal(name=Signal.HALT)
     def halt(self, request: HaltRequest) -> None:
         if self._halt is None and not self._state.status.is_terminal:
             self._halt = request
 
-    @workflow.signal(name=shadow.PRODUCTION_RESULT_SIGNAL)
+    @workflow.signal(name=Signal.PRODUCTION_RESULT)
     def production_result(self, summary: ComparedRun) -> None:
         """Sent by a production run to its shadow twin when it ends."""
         if self._request.shadow_of is not None:
@@ -121,7 +121,7 @@ class AgentRunWorkflow:
             self._state.config = visibility.config_summary(self._config, _build_id())
             self._state.started_at = workflow.now()
             if self._config.flags_degraded:
-                self._safety("flags_degraded", self._config.flags_degraded)
+                self._safety(SafetyKind.FLAGS_DEGRADED, self._config.flags_degraded)
             self._deadline = workflow.now() + timedelta(
                 seconds=self._config.budgets.run_timeout_seconds
             )
@@ -201,7 +201,9 @@ class AgentRunWorkflow:
                     self._state.output = answer
                     self._finish(RunStatus.COMPLETED, StopReason.ANSWERED, "answered")
                     return
-                self._safety("empty_answer", "the model answered with no text and no tool call")
+                self._safety(
+                    SafetyKind.EMPTY_ANSWER, "the model answered with no text and no tool call"
+                )
                 self._messages.append(ChatMessage(role="user", content=_EMPTY_ANSWER_FEEDBACK))
                 continue
             for call in turn.message.tool_calls:
@@ -241,7 +243,9 @@ class AgentRunWorkflow:
                     f"model call failed: {calls.cause(err)}",
                 )
                 return None
-            self._safety("model_fallback", f"{model} failed ({calls.cause(err)}); trying fallback")
+            self._safety(
+                SafetyKind.MODEL_FALLBACK, f"{model} failed ({calls.cause(err)}); trying fallback"
+            )
             model, price = config.fallback_model, config.fallback_price
             try:
                 turn = await self._model_activity(config, model, price)
@@ -295,15 +299,15 @@ class AgentRunWorkflow:
             record.error = call.error or (
                 f"unknown tool {call.name!r}; available: {', '.join(t.name for t in config.tools)}"
             )
-            self._safety("invalid_tool_call", f"{call.name}: {record.error}")
+            self._safety(SafetyKind.INVALID_TOOL_CALL, f"{call.name}: {record.error}")
             self._tool_message(call, {"error": record.error})
             return True
         record.risk_tier = spec.risk_tier
         killed = await self._kill_switch(config, spec.name)
-        if killed is not None and killed.flag and killed.flag.startswith("kill-switch.tool."):
+        if killed is not None and killed.scope == "tool":
             # A tool's switch refuses that tool; the model is told and may answer without it.
             record.decision, record.error = "denied", killed.reason
-            self._safety("kill_switch", f"{spec.name}: {killed.reason}")
+            self._safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {killed.reason}")
             self._tool_message(call, {"error": f"tool disabled: {killed.reason}"})
             return True
         if killed is not None:
@@ -313,7 +317,9 @@ class AgentRunWorkflow:
         gate = tool_gate(config, spec, call.arguments)
         if gate.refusal is not None:
             record.decision, record.error = "denied", gate.refusal
-            self._safety(gate.refusal_kind or "tool_refused", f"{spec.name}: {gate.refusal}")
+            self._safety(
+                gate.refusal_kind or SafetyKind.TOOL_REFUSED, f"{spec.name}: {gate.refusal}"
+            )
             self._tool_message(call, {"error": gate.refusal})
             return True
         if gate.approval_reason is not None:
@@ -388,7 +394,7 @@ class AgentRunWorkflow:
             decided = await self._approvals.wait(pending, config.approval.timeout_seconds)
             if not decided:
                 pending.is_escalated = True
-                self._safety("approval_escalated", f"{spec.name}: no decision, escalated")
+                self._safety(SafetyKind.APPROVAL_ESCALATED, f"{spec.name}: no decision, escalated")
                 self._set_status(RunStatus.AWAITING_APPROVAL)
                 recipients = config.approval.escalate_to or config.approval.approvers
                 await self._notify(config, pending, recipients, is_escalation=True)
@@ -431,7 +437,7 @@ class AgentRunWorkflow:
             return result, False
         except ActivityError as err:
             self._stop_if_halted()
-            self._safety("tool_failed", f"{spec.name}: {calls.cause(err)}")
+            self._safety(SafetyKind.TOOL_FAILED, f"{spec.name}: {calls.cause(err)}")
             return ToolCallResult(ok=False, error=f"tool failed: {calls.cause(err)}"), True
 
     async def _notify(
@@ -457,7 +463,7 @@ class AgentRunWorkflow:
             self._stop_if_halted()
             # The approval still waits and is visible in the query; a lost page is a
             # safety event, not a reason to take the action or to end the run.
-            self._safety("notification_failed", calls.cause(err))
+            self._safety(SafetyKind.NOTIFICATION_FAILED, calls.cause(err))
         # A halt that came with the notification's result must not leave the run waiting.
         self._stop_if_halted()
 
@@ -501,7 +507,7 @@ class AgentRunWorkflow:
         except ActivityError as err:
             self._stop_if_halted()
             # Flags unreachable: the batch halt by the flag listener is the backstop.
-            self._safety("kill_switch_unchecked", calls.cause(err))
+            self._safety(SafetyKind.KILL_SWITCH_UNCHECKED, calls.cause(err))
             return None
         self._stop_if_halted()
         return check if check.is_killed else None
@@ -515,7 +521,7 @@ class AgentRunWorkflow:
 
     def _end_by_kill_switch(self, check: KillSwitchCheck) -> None:
         verb = "refused" if self._state.step == 0 else "halted"
-        self._safety("kill_switch", check.reason or "kill switch on")
+        self._safety(SafetyKind.KILL_SWITCH, check.reason or "kill switch on")
         self._finish(RunStatus.HALTED, StopReason.KILL_SWITCH, f"{verb}: {check.reason}")
 
     async def _start_shadow(self, config: RunConfig) -> None:
@@ -523,7 +529,7 @@ class AgentRunWorkflow:
         try:
             self._state.shadow_run_id = await shadow.start_twin(self._request, config.shadow)
         except (ChildWorkflowError, ApplicationError) as err:
-            self._safety("shadow_not_started", str(err))
+            self._safety(SafetyKind.SHADOW_NOT_STARTED, str(err))
 
     async def _after_end(self) -> None:
         """Production: tell the shadow twin how this run ended. Shadow: compare with it."""
@@ -583,7 +589,7 @@ class AgentRunWorkflow:
             },
         )
 
-    def _safety(self, kind: str, detail: str) -> None:
+    def _safety(self, kind: SafetyKind, detail: str) -> None:
         self._state.safety_events.append(
             SafetyEvent(kind=kind, step=self._state.step, detail=detail, at=workflow.now())
         )

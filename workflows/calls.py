@@ -12,7 +12,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
-from workflows import activity_names as names
+from workflows.contract import Activity, ErrorType
 from workflows.types import (
     CompareShadowInput,
     KillSwitchCheck,
@@ -30,19 +30,19 @@ from workflows.types import (
 
 CONFIG_RETRY = RetryPolicy(
     maximum_attempts=3,
-    non_retryable_error_types=[names.UNKNOWN_AGENT, names.INVALID_AGENT_DEFINITION],
+    non_retryable_error_types=[ErrorType.UNKNOWN_AGENT, ErrorType.INVALID_AGENT_DEFINITION],
 )
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
-    non_retryable_error_types=[names.MODEL_REQUEST_REJECTED, names.UNKNOWN_MODEL_PROVIDER],
+    non_retryable_error_types=[ErrorType.MODEL_REQUEST_REJECTED, ErrorType.UNKNOWN_MODEL_PROVIDER],
 )
 TOOL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=[names.UNKNOWN_TOOL],
+    non_retryable_error_types=[ErrorType.UNKNOWN_TOOL],
 )
 SIDE_RETRY = RetryPolicy(maximum_attempts=3)
 
@@ -57,7 +57,7 @@ def cause(err: ActivityError) -> str:
 
 async def resolve_config(request: ResolveConfigInput) -> RunConfig:
     config: RunConfig = await workflow.execute_activity(
-        names.RESOLVE_CONFIG,
+        Activity.RESOLVE_CONFIG,
         request,
         result_type=RunConfig,
         start_to_close_timeout=timedelta(seconds=30),
@@ -69,7 +69,7 @@ async def resolve_config(request: ResolveConfigInput) -> RunConfig:
 
 async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResult:
     turn: ModelCallResult = await workflow.execute_activity(
-        names.MODEL_CHAT,
+        Activity.MODEL_CHAT,
         request,
         result_type=ModelCallResult,
         start_to_close_timeout=timedelta(seconds=timeout_seconds + 5),
@@ -83,7 +83,7 @@ async def run_tool(request: ToolCallInput, timeout_seconds: float) -> ToolCallRe
     timeout = timedelta(seconds=timeout_seconds)
     tier = request.risk_tier.value if request.risk_tier else "?"
     result: ToolCallResult = await workflow.execute_activity(
-        names.TOOL_RUN,
+        Activity.TOOL_RUN,
         request,
         result_type=ToolCallResult,
         start_to_close_timeout=timeout,
@@ -98,7 +98,7 @@ async def run_tool(request: ToolCallInput, timeout_seconds: float) -> ToolCallRe
 
 async def notify_approvers(request: NotifyApproversInput) -> None:
     await workflow.execute_activity(
-        names.NOTIFY_APPROVERS,
+        Activity.NOTIFY_APPROVERS,
         request,
         start_to_close_timeout=timedelta(seconds=15),
         retry_policy=SIDE_RETRY,
@@ -108,7 +108,7 @@ async def notify_approvers(request: NotifyApproversInput) -> None:
 
 async def record_outcome(outcome: RunOutcome) -> None:
     await workflow.execute_activity(
-        names.RECORD_OUTCOME,
+        Activity.RECORD_OUTCOME,
         outcome,
         start_to_close_timeout=timedelta(seconds=15),
         retry_policy=SIDE_RETRY,
@@ -120,7 +120,7 @@ async def check_kill_switch(request: KillSwitchInput) -> KillSwitchCheck:
     """An in-memory flag evaluation before every call: a local activity, so it costs no
     task-queue round trip and one marker event in the history."""
     check: KillSwitchCheck = await workflow.execute_local_activity(
-        names.CHECK_KILL_SWITCH,
+        Activity.CHECK_KILL_SWITCH,
         request,
         result_type=KillSwitchCheck,
         start_to_close_timeout=timedelta(seconds=5),
@@ -132,7 +132,7 @@ async def check_kill_switch(request: KillSwitchInput) -> KillSwitchCheck:
 
 async def compare_shadow(request: CompareShadowInput) -> ShadowComparison:
     comparison: ShadowComparison = await workflow.execute_activity(
-        names.COMPARE_SHADOW,
+        Activity.COMPARE_SHADOW,
         request,
         result_type=ShadowComparison,
         start_to_close_timeout=timedelta(seconds=15),

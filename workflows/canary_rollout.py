@@ -19,10 +19,9 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows import activity_names as names
+from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Query, Signal, Update
 from workflows.rollout_gates import judge_stage
 from workflows.rollout_types import (
-    ROLLOUT_WORKFLOW,
     AbortRequest,
     Cohort,
     CohortComparison,
@@ -43,11 +42,11 @@ from workflows.types import ApprovalDecision
 _FORWARD_RETRY = RetryPolicy(
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=5,
-    non_retryable_error_types=[names.INVALID_ROLLOUT],
+    non_retryable_error_types=[ErrorType.INVALID_ROLLOUT],
 )
 # Going back to control must not give up while the flag store or Temporal is unreachable.
 _ROLLBACK_RETRY = RetryPolicy(
-    maximum_interval=timedelta(seconds=60), non_retryable_error_types=[names.INVALID_ROLLOUT]
+    maximum_interval=timedelta(seconds=60), non_retryable_error_types=[ErrorType.INVALID_ROLLOUT]
 )
 _COMPARE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=30), maximum_attempts=5)
 
@@ -81,16 +80,16 @@ class CanaryRolloutWorkflow:
 
     # --- public handlers ------------------------------------------------------------------
 
-    @workflow.query(name="state")
+    @workflow.query(name=Query.STATE)
     def state(self) -> RolloutState:
         return self._state
 
-    @workflow.signal(name="abort")
+    @workflow.signal(name=Signal.ABORT)
     def abort(self, request: AbortRequest) -> None:
         if self._abort is None and not self._state.is_terminal:
             self._abort = request
 
-    @workflow.signal(name="approval_decision")
+    @workflow.signal(name=Signal.APPROVAL_DECISION)
     def approval_decision(self, decision: ApprovalDecision) -> None:
         try:
             self._check_decision(decision)
@@ -99,7 +98,7 @@ class CanaryRolloutWorkflow:
             return
         self._decision = decision
 
-    @workflow.update(name="decide")
+    @workflow.update(name=Update.DECIDE)
     async def decide(self, decision: ApprovalDecision) -> RolloutState:
         try:  # again: another decision may have been taken since the validator ran
             self._check_decision(decision)
@@ -241,7 +240,8 @@ class CanaryRolloutWorkflow:
                 await self._set_flag_split(percent, retry)
         except ActivityError as err:
             is_refused = (
-                isinstance(err.cause, ApplicationError) and err.cause.type == names.INVALID_ROLLOUT
+                isinstance(err.cause, ApplicationError)
+                and err.cause.type == ErrorType.INVALID_ROLLOUT
             )
             self._is_target_touched |= not is_refused  # a lost reply may hide a done write
             return _cause(err)
@@ -252,7 +252,7 @@ class CanaryRolloutWorkflow:
         state = self._state
         assert state.flag is not None and state.candidate_variation is not None  # validated
         applied: SetRolloutResult = await workflow.execute_activity(
-            names.ROLLOUT_SET_PERCENT,
+            Activity.ROLLOUT_SET_PERCENT,
             SetRolloutInput(
                 flag=state.flag,
                 candidate_variation=state.candidate_variation,
@@ -269,7 +269,7 @@ class CanaryRolloutWorkflow:
 
     async def _set_ramp(self, target: DeploymentTarget, percent: float, retry: RetryPolicy) -> None:
         applied: SetDeploymentRampResult = await workflow.execute_activity(
-            names.ROLLOUT_SET_DEPLOYMENT_RAMP,
+            Activity.ROLLOUT_SET_DEPLOYMENT_RAMP,
             SetDeploymentRampInput(
                 deployment=target.deployment,
                 candidate_build=target.candidate_build,
@@ -300,7 +300,7 @@ class CanaryRolloutWorkflow:
             control = cohort.model_copy(update={"variation": state.control_variation})
             subject = f"{state.flag}: compare cohorts"
         comparison: CohortComparison = await workflow.execute_activity(
-            names.ROLLOUT_COMPARE_COHORTS,
+            Activity.ROLLOUT_COMPARE_COHORTS,
             CompareCohortsInput(candidate=candidate, control=control),
             result_type=CohortComparison,
             start_to_close_timeout=timedelta(seconds=60),

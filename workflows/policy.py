@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from workflows.contract import SafetyKind
 from workflows.types import (
     ApprovalPolicy,
     Budgets,
@@ -96,7 +97,7 @@ class ToolGate:
     simulate: bool = False
     approval_reason: str | None = None
     refusal: str | None = None
-    refusal_kind: str | None = None
+    refusal_kind: SafetyKind | None = None
 
 
 def tool_gate(config: RunConfig, spec: ToolSpec, arguments: dict[str, Any]) -> ToolGate:
@@ -109,7 +110,7 @@ def tool_gate(config: RunConfig, spec: ToolSpec, arguments: dict[str, Any]) -> T
         if config.approval.when_flags_unavailable == "refuse":
             return ToolGate(
                 refusal="destructive tools are refused while flags are unavailable",
-                refusal_kind="flags_degraded_refusal",
+                refusal_kind=SafetyKind.FLAGS_DEGRADED_REFUSAL,
             )
         reason = reason or "flags unavailable: destructive tools need an approval"
     return ToolGate(approval_reason=reason)

@@ -12,7 +12,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-ROLLOUT_WORKFLOW = "CanaryRollout"
 ROLLOUT_ID_PREFIX = "rollout-"
 DEPLOY_ROLLOUT_ID_PREFIX = f"{ROLLOUT_ID_PREFIX}deploy-"
 

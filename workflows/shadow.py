@@ -13,8 +13,8 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ParentClosePolicy
 
 from workflows import calls
+from workflows.contract import AGENT_RUN_WORKFLOW, Signal
 from workflows.types import (
-    AGENT_RUN_WORKFLOW,
     AgentRunRequest,
     Candidate,
     ComparedRun,
@@ -22,8 +22,6 @@ from workflows.types import (
     ShadowComparison,
     ShadowOrigin,
 )
-
-PRODUCTION_RESULT_SIGNAL = "production_result"
 
 
 def twin_id(run_id: str) -> str:
@@ -51,7 +49,7 @@ async def start_twin(request: AgentRunRequest, candidate: Candidate) -> str:
 async def tell_twin(shadow_run_id: str, summary: ComparedRun) -> None:
     try:
         await workflow.get_external_workflow_handle(shadow_run_id).signal(
-            PRODUCTION_RESULT_SIGNAL, summary
+            Signal.PRODUCTION_RESULT, summary
         )
     except ApplicationError as err:
         workflow.logger.warning("shadow %s not told of the result: %s", shadow_run_id, err)

@@ -11,10 +11,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-AGENT_RUN_WORKFLOW = "AgentRun"
-DEFAULT_TASK_QUEUE = "opsready-agents"
+from workflows.contract import KillSwitchScope, kill_switch_scope
 
 
 class RunStatus(StrEnum):
@@ -138,7 +137,17 @@ class KillSwitchInput(_Model):
 class KillSwitchCheck(_Model):
     is_killed: bool
     flag: str | None = None
+    scope: KillSwitchScope | None = None  # what the switch that is on covers
     reason: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scope_from_flag(cls, data: Any) -> Any:
+        # Checks recorded before `scope` existed name only the flag: derive it, so their
+        # histories replay down the same path.
+        if isinstance(data, dict) and data.get("scope") is None and data.get("flag"):
+            return {**data, "scope": kill_switch_scope(str(data["flag"]))}
+        return data
 
 
 class ApprovalRule(_Model):

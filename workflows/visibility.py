@@ -11,7 +11,7 @@ from typing import Any
 
 from temporalio.common import SearchAttributeUpdate
 
-from workflows import search_attributes as sa
+from workflows import contract
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -28,16 +28,16 @@ def search_attribute_updates(
     request: AgentRunRequest, state: AgentRunState
 ) -> list[SearchAttributeUpdate[Any]]:
     updates: list[SearchAttributeUpdate[Any]] = [
-        sa.AGENT_NAME.value_set(request.agent),
-        sa.AGENT_STATUS.value_set(state.status.value),
-        sa.AGENT_VARIANT.value_set(state.config.variant if state.config else "control"),
-        sa.AGENT_COST_USD.value_set(state.usage.cost_usd),
-        sa.AGENT_TOKENS.value_set(state.usage.total_tokens),
+        contract.AGENT_NAME.value_set(request.agent),
+        contract.AGENT_STATUS.value_set(state.status.value),
+        contract.AGENT_VARIANT.value_set(state.config.variant if state.config else "control"),
+        contract.AGENT_COST_USD.value_set(state.usage.cost_usd),
+        contract.AGENT_TOKENS.value_set(state.usage.total_tokens),
     ]
     if request.user_id:
-        updates.append(sa.AGENT_USER.value_set(request.user_id))
+        updates.append(contract.AGENT_USER.value_set(request.user_id))
     if request.tenant_id:
-        updates.append(sa.AGENT_TENANT.value_set(request.tenant_id))
+        updates.append(contract.AGENT_TENANT.value_set(request.tenant_id))
     return updates
 
 

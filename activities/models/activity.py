@@ -16,10 +16,10 @@ from opentelemetry.trace import SpanKind, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.models.base import ModelProvider, errors
+from activities.models.base import ModelProvider
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
-from workflows import activity_names as names
+from workflows.contract import Activity, ErrorType
 from workflows.policy import price_usage
 from workflows.types import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
 
@@ -37,14 +37,14 @@ class ModelActivities:
         self._registry = registry
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
 
-    @activity.defn(name=names.MODEL_CHAT)
+    @activity.defn(name=Activity.MODEL_CHAT)
     async def chat(self, request: ModelCallInput) -> ModelCallResult:
         provider = self._providers.get(request.provider)
         if provider is None:
             known = ", ".join(sorted(self._providers))
             raise ApplicationError(
                 f"no model provider {request.provider!r} on this worker (have: {known})",
-                type=errors.UNKNOWN_PROVIDER,
+                type=ErrorType.UNKNOWN_MODEL_PROVIDER,
                 non_retryable=True,
             )
         t = self._telemetry

@@ -14,7 +14,7 @@ from typing import Any
 
 from temporalio.exceptions import ApplicationError
 
-from activities.models.base import errors
+from workflows.contract import ErrorType
 from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _ORDER_ID = re.compile(r"\bA-\d{4}\b")
@@ -36,7 +36,7 @@ class LocalProvider:
             known = ", ".join(sorted(self._scripts))
             raise ApplicationError(
                 f"the local provider has no model {request.model!r} (it has: {known})",
-                type=errors.REQUEST_REJECTED,
+                type=ErrorType.MODEL_REQUEST_REJECTED,
                 non_retryable=True,
             )
         message = script(request)

@@ -1,6 +1,6 @@
 """A provider for any OpenAI-compatible `/chat/completions` endpoint (OpenAI, vLLM, Ollama…).
 
-It never retries: each failure becomes an `ApplicationError` typed from `errors`, and the
+It never retries: each failure becomes an `ApplicationError` typed by `ErrorType`, and the
 model activity's RetryPolicy decides; a 429's Retry-After reaches it as `next_retry_delay`.
 """
 
@@ -20,7 +20,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel, Field, ValidationError
 from temporalio.exceptions import ApplicationError
 
-from activities.models.base import errors
+from opsready.errors import one_line
+from workflows.contract import ErrorType
 from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _MAX_RETRY_AFTER_SECONDS = 120.0
@@ -96,18 +97,18 @@ class OpenAICompatProvider:
                 response = await self._post(body)
         except TimeoutError:
             raise self._error(
-                f"no complete answer within {self._timeout_seconds:g}s", errors.TIMEOUT
+                f"no complete answer within {self._timeout_seconds:g}s", ErrorType.MODEL_TIMEOUT
             ) from None
         except httpx.TimeoutException as err:
             raise self._error(
-                f"no answer within the timeout ({type(err).__name__})", errors.TIMEOUT
+                f"no answer within the timeout ({type(err).__name__})", ErrorType.MODEL_TIMEOUT
             ) from None
         except httpx.UnsupportedProtocol as err:
             raise self._error(
-                f"bad base URL: {err}", errors.REQUEST_REJECTED, non_retryable=True
+                f"bad base URL: {err}", ErrorType.MODEL_REQUEST_REJECTED, non_retryable=True
             ) from None
         except httpx.RequestError as err:
-            raise self._error(f"{type(err).__name__}: {err}", errors.CONNECTION) from None
+            raise self._error(f"{type(err).__name__}: {err}", ErrorType.MODEL_CONNECTION) from None
         if response.is_success:
             return self._parse(response)
         raise self._status_error(response)
@@ -142,10 +143,12 @@ class OpenAICompatProvider:
         status = response.status_code
         detail = f"HTTP {status}: {_provider_message(response)}"
         if status == 429:
-            return self._error(detail, errors.RATE_LIMITED, next_retry_delay=_retry_after(response))
+            return self._error(
+                detail, ErrorType.MODEL_RATE_LIMITED, next_retry_delay=_retry_after(response)
+            )
         if status >= 500 or status in _RETRYABLE_STATUSES:
-            return self._error(detail, errors.SERVER_ERROR)
-        return self._error(detail, errors.REQUEST_REJECTED, non_retryable=True)
+            return self._error(detail, ErrorType.MODEL_SERVER_ERROR)
+        return self._error(detail, ErrorType.MODEL_REQUEST_REJECTED, non_retryable=True)
 
     def _parse(self, response: httpx.Response) -> ModelCallResult:
         # BAD_RESPONSE stays retryable: a garbled or truncated answer (a proxy page, a cut
@@ -153,10 +156,9 @@ class OpenAICompatProvider:
         try:
             completion = _Completion.model_validate_json(response.content)
         except ValidationError as err:
-            problem = err.errors()[0]
-            where = ".".join(str(part) for part in problem["loc"]) or "body"
             raise self._error(
-                f"malformed completion ({where}: {problem['msg']})", errors.BAD_RESPONSE
+                f"malformed completion ({one_line(err, default_field='body')})",
+                ErrorType.MODEL_BAD_RESPONSE,
             ) from None
         choice = completion.choices[0]
         calls = [_tool_call(call) for call in choice.message.tool_calls or []]

@@ -21,7 +21,7 @@ from activities.tools.registry import (
     describe_validation_error,
 )
 from opsready.telemetry import Telemetry
-from workflows import activity_names as names
+from workflows.contract import Activity, ErrorType
 from workflows.types import RiskTier, ToolCallInput, ToolCallResult
 
 _HEARTBEAT_EVERY_SECONDS = 1.0
@@ -36,7 +36,7 @@ class ToolActivities:
         self._ledger = ledger
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
 
-    @activity.defn(name=names.TOOL_RUN)
+    @activity.defn(name=Activity.TOOL_RUN)
     async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
         t = self._telemetry
         labels = t.attributes(
@@ -109,7 +109,7 @@ class ToolActivities:
         if tool is None:
             raise ApplicationError(
                 f"tool {call.tool!r} is not registered on this worker",
-                type=names.UNKNOWN_TOOL,
+                type=ErrorType.UNKNOWN_TOOL,
                 non_retryable=True,
             )
         try:

@@ -18,12 +18,13 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
+from opsready.deployment import WorkerDeployment
 from opsready.settings import Settings
 from starters.client import OpsreadyClient
-from starters.deploy import WorkerDeployment
 from tests.integration.test_cli import QUESTION, Cli, Done, one_line_error
 from workers.app import build_activities, build_worker
 from workers.versioning import ensure_current_version
+from workflows.contract import Query
 from workflows.rollout_types import RolloutState, deploy_rollout_id
 from workflows.types import RunStatus
 
@@ -50,7 +51,7 @@ class Fleet:
         return await self.cli("rollout", *args)
 
     async def state(self, handle: WorkflowHandle[None, RolloutState]) -> RolloutState:
-        state: RolloutState = await handle.query("state", result_type=RolloutState)
+        state: RolloutState = await handle.query(Query.STATE, result_type=RolloutState)
         return state
 
     async def wait_for(

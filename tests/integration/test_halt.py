@@ -21,6 +21,7 @@ from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls
 from tests.workflows.conftest import TESTER
 from workers.app import build_activities, build_worker
+from workflows.contract import Signal
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -43,7 +44,7 @@ async def _halt_own_run(reason: str) -> None:
     await (
         activity.client()
         .get_workflow_handle(run_id)
-        .signal("halt", HaltRequest(reason=reason, by="test"))
+        .signal(Signal.HALT, HaltRequest(reason=reason, by="test"))
     )
 
 

@@ -19,17 +19,18 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from activities.flags import FlagClient, agent_kill_switch, evaluation_context
+from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
-from opsready.flagstore import LocalFlagFile
+from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
 from starters.client import OpsreadyClient
 from tests.conftest import write_agent
 from workers.app import build_activities, build_worker
 from workers.kill_switch import DIRECT_LIMIT, KillSwitchListener
+from workflows.contract import kill_switch_key
 from workflows.types import (
     AgentRunResult,
     ChatMessage,
@@ -232,7 +233,7 @@ def assert_halted_by(result: AgentRunResult, flag: str) -> None:
 async def test_agent_kill_switch_halts_runs_in_every_state_refuses_new_ones_until_unkilled(
     rig: Rig,
 ) -> None:
-    agent, flag = rig.agent, agent_kill_switch(rig.agent)
+    agent, flag = rig.agent, kill_switch_key(agent=rig.agent)
     async with rig.listening():
         held = await rig.start(agent, f"{HOLD_MODEL} hello")
         waiting = await rig.start(agent, BIG_REFUND)
@@ -299,7 +300,7 @@ async def test_a_failed_halt_is_retried_on_the_next_tick(
         waiting = await rig.start(rig.agent, BIG_REFUND)
         await rig.until_parked(waiting=waiting)
         await rig.store.kill(agent=rig.agent)
-        assert_halted_by(await rig.result(waiting), agent_kill_switch(rig.agent))
+        assert_halted_by(await rig.result(waiting), kill_switch_key(agent=rig.agent))
     assert len(attempts) == 2 and attempts[0] != attempts[1]
 
 

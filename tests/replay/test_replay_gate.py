@@ -24,16 +24,10 @@ from starters.history import (
     replay_histories,
 )
 from starters.history_scenarios import SCENARIOS, scenario_rig, time_skipping_env
-from workflows import activity_names as names
 from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
-from workflows.types import (
-    AGENT_RUN_WORKFLOW,
-    AgentRunRequest,
-    AgentRunResult,
-    PendingApproval,
-    RunConfig,
-)
+from workflows.contract import AGENT_RUN_WORKFLOW, Activity
+from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval, RunConfig
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 QUIET_SECONDS = 60
@@ -83,7 +77,7 @@ class PatchedQuietPeriod(AgentRunWorkflow):
 
 
 def notifies_approvers(path: Path) -> bool:
-    return names.NOTIFY_APPROVERS in activity_types(load_history(path))
+    return Activity.NOTIFY_APPROVERS in activity_types(load_history(path))
 
 
 def test_changed_classes_keep_every_handler_of_agent_run() -> None:
@@ -121,7 +115,7 @@ async def test_unguarded_reordering_fails_the_gate_naming_workflow_and_event() -
         # Where it diverged: the notify activity the history has and the changed code lacks.
         assert report.event_type == "ActivityTaskScheduled", message
         assert f"at event {report.event_id} ActivityTaskScheduled" in message
-        assert f"activity {names.NOTIFY_APPROVERS}" in message
+        assert f"activity {Activity.NOTIFY_APPROVERS}" in message
         assert "NondeterminismError" in message and "[TMPRL1100]" in message
 
 

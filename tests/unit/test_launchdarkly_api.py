@@ -8,13 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from opsready._launchdarkly_api import (
-    SEMANTIC_PATCH,
-    LaunchDarklyError,
-    LaunchDarklyUnavailableError,
-)
-from opsready.errors import ConfigError
-from opsready.flagstore import FlagChangeError, FlagNotFoundError, LaunchDarklyApi
+from opsready.errors import ConfigError, LaunchDarklyError, LaunchDarklyUnavailableError
+from opsready.flags import FlagChangeError, FlagNotFoundError, LaunchDarklyApi
+from opsready.flags.launchdarkly_api import SEMANTIC_PATCH
 from tests.fakes.launchdarkly_api import FakeLaunchDarkly
 
 TOKEN = "api-0123456789-secret-token"

@@ -13,9 +13,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from temporalio.exceptions import ApplicationError
 
-from activities.models.base import errors
 from activities.models.openai_compat import OpenAICompatProvider
 from tests.fakes.openai_server import FakeOpenAI
+from workflows.contract import ErrorType
 from workflows.types import ChatMessage, ModelCallInput, RiskTier, ToolCallRequest, ToolSpec
 
 KEY = "sk-test-unit-4f9a1c"
@@ -166,7 +166,7 @@ async def test_429_with_retry_after_is_retryable_rate_limit_with_that_delay(
 ) -> None:
     fake_openai.fail(429, headers={"Retry-After": "7"})
     err = await failure(provider)
-    assert err.type == errors.RATE_LIMITED and not err.non_retryable
+    assert err.type == ErrorType.MODEL_RATE_LIMITED and not err.non_retryable
     assert err.next_retry_delay == timedelta(seconds=7)
 
 
@@ -183,7 +183,7 @@ async def test_429_without_retry_after_leaves_the_delay_to_the_retry_policy(
 ) -> None:
     fake_openai.fail(429)
     err = await failure(provider)
-    assert err.type == errors.RATE_LIMITED and err.next_retry_delay is None
+    assert err.type == ErrorType.MODEL_RATE_LIMITED and err.next_retry_delay is None
 
 
 @pytest.mark.parametrize("status", [500, 503, 408, 409])
@@ -192,7 +192,7 @@ async def test_server_errors_are_retryable(
 ) -> None:
     fake_openai.fail(status)
     err = await failure(provider)
-    assert err.type == errors.SERVER_ERROR and not err.non_retryable
+    assert err.type == ErrorType.MODEL_SERVER_ERROR and not err.non_retryable
     assert str(status) in err.message
 
 
@@ -202,7 +202,7 @@ async def test_400_is_rejected_for_good_with_the_provider_message_and_without_th
     echoed = f"Invalid value for 'max_tokens' (request used key {KEY}). " + "x" * 500
     fake_openai.fail(400, body={"error": {"message": echoed}})
     err = await failure(provider)
-    assert err.type == errors.REQUEST_REJECTED and err.non_retryable
+    assert err.type == ErrorType.MODEL_REQUEST_REJECTED and err.non_retryable
     assert "HTTP 400" in err.message and "Invalid value for 'max_tokens'" in err.message
     assert KEY not in err.message
     assert len(err.message) < 400
@@ -213,7 +213,7 @@ async def test_error_without_json_body_uses_its_text(
 ) -> None:
     fake_openai.fail(404, body="model gpt-test does not exist")
     err = await failure(provider)
-    assert err.type == errors.REQUEST_REJECTED and err.non_retryable
+    assert err.type == ErrorType.MODEL_REQUEST_REJECTED and err.non_retryable
     assert "model gpt-test does not exist" in err.message
 
 
@@ -226,7 +226,7 @@ async def test_slow_server_beyond_the_timeout_is_a_retryable_timeout(
         err = await failure(provider)
     finally:
         await provider.aclose()
-    assert err.type == errors.TIMEOUT and not err.non_retryable
+    assert err.type == ErrorType.MODEL_TIMEOUT and not err.non_retryable
 
 
 async def test_refused_connection_is_a_retryable_connection_error() -> None:
@@ -239,7 +239,7 @@ async def test_refused_connection_is_a_retryable_connection_error() -> None:
         err = await failure(provider)
     finally:
         await provider.aclose()
-    assert err.type == errors.CONNECTION and not err.non_retryable
+    assert err.type == ErrorType.MODEL_CONNECTION and not err.non_retryable
     assert KEY not in err.message
 
 
@@ -252,7 +252,7 @@ async def test_malformed_body_is_a_retryable_bad_response(
 ) -> None:
     fake_openai.raw(200, body)
     err = await failure(provider)
-    assert err.type == errors.BAD_RESPONSE and not err.non_retryable
+    assert err.type == ErrorType.MODEL_BAD_RESPONSE and not err.non_retryable
 
 
 async def test_http_call_is_a_child_span_and_propagates_the_trace(fake_openai: FakeOpenAI) -> None:

@@ -22,7 +22,7 @@ from opsready.deployment import (
 )
 from opsready.errors import OpsreadyError
 from starters.rollout_cli import id_of, register, request_from, state_text
-from workflows import activity_names as names
+from workflows.contract import ErrorType
 from workflows.rollout_types import (
     DeploymentTarget,
     RolloutApproval,
@@ -146,7 +146,7 @@ async def test_rollback_ends_the_candidates_ramp_or_makes_the_control_current_ag
 async def test_rollback_of_a_current_candidate_without_a_known_control_is_refused() -> None:
     with pytest.raises(ApplicationError) as err:
         await end_ramp(FakeDeployment(), status(current=NEW), NEW, None)  # type: ignore[arg-type]
-    assert err.value.type == names.INVALID_ROLLOUT and err.value.non_retryable
+    assert err.value.type == ErrorType.INVALID_ROLLOUT and err.value.non_retryable
     assert "the build to go back to is unknown" in err.value.message
 
 

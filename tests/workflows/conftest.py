@@ -22,6 +22,7 @@ from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import Script, ScriptedProvider
 from workers.app import build_activities, build_worker
+from workflows.contract import Query
 from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
 
 TESTER = """
@@ -115,7 +116,7 @@ class Harness:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            state = await handle.query("state", result_type=AgentRunState)
+            state = await handle.query(Query.STATE, result_type=AgentRunState)
             if predicate(state):
                 return state
             if loop.time() > deadline:

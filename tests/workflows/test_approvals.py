@@ -8,6 +8,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
 from tests.workflows.conftest import Harness
+from workflows.contract import Signal, Update
 from workflows.types import AgentRunState, ApprovalDecision, HaltRequest, RunStatus, StopReason
 
 BIG_REFUND = "My headphones from order A-1002 arrived broken, I want a refund"
@@ -39,7 +40,7 @@ async def test_refund_over_threshold_waits_and_runs_once_approved(harness: Harne
     assert await refunds_for(harness, handle.id) == []
 
     after = await handle.execute_update(
-        "decide",
+        Update.DECIDE,
         ApprovalDecision(approved=True, approver="alice", comment="damaged in transit"),
         result_type=AgentRunState,
     )
@@ -59,7 +60,7 @@ async def test_rejected_refund_ends_run_rejected_without_refund(harness: Harness
     handle = await harness.start("support-triage", BIG_REFUND)
     waiting = await harness.wait_for_status(handle, "awaiting_approval")
     await handle.signal(
-        "approval_decision",
+        Signal.APPROVAL_DECISION,
         ApprovalDecision(
             request_id=waiting.pending_approvals[0].request_id,
             approved=False,
@@ -99,14 +100,16 @@ async def test_escalation_target_may_decide_only_after_escalation(harness: Harne
     await harness.wait_for_status(handle, "awaiting_approval")
     with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(
-            "decide", ApprovalDecision(approved=True, approver="lead"), result_type=AgentRunState
+            Update.DECIDE,
+            ApprovalDecision(approved=True, approver="lead"),
+            result_type=AgentRunState,
         )
     assert "lead may not approve" in str(refused.value.cause)
     await harness.env.sleep(timedelta(seconds=601))  # past the 600 s approval timeout
     state = await harness.wait_for(handle, lambda s: bool(s.pending_approvals[0].is_escalated))
     assert state.pending_approvals[0].is_escalated
     await handle.execute_update(
-        "decide", ApprovalDecision(approved=True, approver="lead"), result_type=AgentRunState
+        Update.DECIDE, ApprovalDecision(approved=True, approver="lead"), result_type=AgentRunState
     )
     result = await handle.result()
     assert result.status is RunStatus.COMPLETED
@@ -126,20 +129,24 @@ async def test_decide_refuses_unknown_request_and_unauthorised_approvers(harness
     ]
     for decision, message in cases:
         with pytest.raises(WorkflowUpdateFailedError) as refused:
-            await handle.execute_update("decide", decision, result_type=AgentRunState)
+            await handle.execute_update(Update.DECIDE, decision, result_type=AgentRunState)
         assert message in str(refused.value.cause)
     # A bad signal cannot be refused: it is ignored and kept as a safety event.
-    await handle.signal("approval_decision", ApprovalDecision(approved=True, approver="mallory"))
+    await handle.signal(
+        Signal.APPROVAL_DECISION, ApprovalDecision(approved=True, approver="mallory")
+    )
     state = await harness.wait_for_status(handle, "awaiting_approval")
     assert [e.kind for e in state.safety_events] == ["invalid_approval"]
     assert len(state.pending_approvals) == 1
     decided = await handle.execute_update(
-        "decide", ApprovalDecision(approved=False, approver="bob"), result_type=AgentRunState
+        Update.DECIDE, ApprovalDecision(approved=False, approver="bob"), result_type=AgentRunState
     )
     assert decided.status is RunStatus.REJECTED
     with pytest.raises(WorkflowUpdateFailedError) as stale:
         await handle.execute_update(
-            "decide", ApprovalDecision(approved=True, approver="bob"), result_type=AgentRunState
+            Update.DECIDE,
+            ApprovalDecision(approved=True, approver="bob"),
+            result_type=AgentRunState,
         )
     assert "already ended" in str(stale.value.cause)
 
@@ -147,7 +154,7 @@ async def test_decide_refuses_unknown_request_and_unauthorised_approvers(harness
 async def test_halt_while_waiting_for_approval_stops_the_run(harness: Harness) -> None:
     handle = await harness.start("support-triage", BIG_REFUND)
     await harness.wait_for_status(handle, "awaiting_approval")
-    await handle.signal("halt", HaltRequest(reason="incident 42", by="oncall"))
+    await handle.signal(Signal.HALT, HaltRequest(reason="incident 42", by="oncall"))
     result = await handle.result()
     assert result.status is RunStatus.HALTED
     assert result.reason == "halted by oncall: incident 42"
@@ -171,7 +178,7 @@ async def test_destructive_tool_always_waits_for_approval(harness: Harness) -> N
     assert state.pending_approvals[0].reason == "close_account is a destructive tool"
     assert state.pending_approvals[0].risk_tier.value == "destructive"
     await handle.execute_update(
-        "decide", ApprovalDecision(approved=True, approver="bob"), result_type=AgentRunState
+        Update.DECIDE, ApprovalDecision(approved=True, approver="bob"), result_type=AgentRunState
     )
     assert (await handle.result()).status is RunStatus.COMPLETED
     effects = await harness.ledger.effects("close_account")

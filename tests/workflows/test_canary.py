@@ -28,12 +28,11 @@ from temporalio.worker import Replayer, Worker
 
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
-from opsready.flagstore import LocalFlagFile
+from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
-from workflows import activity_names as names
 from workflows.canary_rollout import CanaryRolloutWorkflow
+from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Query, Signal, Update
 from workflows.rollout_types import (
-    ROLLOUT_WORKFLOW,
     AbortRequest,
     Cohort,
     CohortComparison,
@@ -152,7 +151,7 @@ class Canary:
         deadline = loop.time() + timeout
         skipped: set[tuple[int, int]] = set()
         while True:
-            state: RolloutState = await handle.query("state", result_type=RolloutState)
+            state: RolloutState = await handle.query(Query.STATE, result_type=RolloutState)
             if predicate(state):
                 return state
             if loop.time() > deadline:
@@ -178,13 +177,13 @@ async def canary(time_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator
     canary = Canary(time_env, settings.task_queue, LocalFlagFile(flags_file), store)
     real = RolloutActivities(settings, store)
 
-    @activity.defn(name=names.ROLLOUT_SET_PERCENT)
+    @activity.defn(name=Activity.ROLLOUT_SET_PERCENT)
     async def set_percent(request: SetRolloutInput) -> SetRolloutResult:
         result = await real.set_percent(request)
         canary.served.append(await canary.serving())
         return result
 
-    @activity.defn(name=names.ROLLOUT_COMPARE_COHORTS)
+    @activity.defn(name=Activity.ROLLOUT_COMPARE_COHORTS)
     async def compare_cohorts(request: CompareCohortsInput) -> CohortComparison:
         await canary.seed(request.candidate.since)
         return await real.compare_cohorts(request)
@@ -225,7 +224,7 @@ async def test_healthy_candidate_is_promoted_stage_by_stage_after_approval(
         assert waiting.approval is not None and waiting.approval.outcome == "pending"
         assert waiting.percent == 50 and await canary.serving() == split(50)
         after = await handle.execute_update(
-            "decide",
+            Update.DECIDE,
             ApprovalDecision(
                 request_id=waiting.approval.request_id, approved=True, approver="alice"
             ),
@@ -295,9 +294,9 @@ async def test_abort_while_soaking_rolls_back_at_once(canary: Canary) -> None:
         assert soaking.status == "soaking" and soaking.percent == 5
         with pytest.raises(WorkflowUpdateFailedError) as early:
             decision = ApprovalDecision(approved=True, approver="alice")
-            await handle.execute_update("decide", decision, result_type=RolloutState)
+            await handle.execute_update(Update.DECIDE, decision, result_type=RolloutState)
         assert "not waiting for an approval (soaking)" in str(early.value.cause)
-        await handle.signal("abort", AbortRequest(reason="error budget burning", by="oncall"))
+        await handle.signal(Signal.ABORT, AbortRequest(reason="error budget burning", by="oncall"))
         result = await handle.result()
     assert result.status == "aborted"
     assert result.reason == "aborted by oncall: error budget burning"
@@ -325,10 +324,10 @@ async def test_rejected_approval_rolls_back(canary: Canary) -> None:
         ]
         for decision, message in refused:
             with pytest.raises(WorkflowUpdateFailedError) as err:
-                await handle.execute_update("decide", decision, result_type=RolloutState)
+                await handle.execute_update(Update.DECIDE, decision, result_type=RolloutState)
             assert message in str(err.value.cause)
         await handle.signal(
-            "approval_decision",
+            Signal.APPROVAL_DECISION,
             ApprovalDecision(approved=False, approver="bob", comment="support queue spiking"),
         )
         result = await handle.result()
@@ -414,7 +413,7 @@ async def test_set_percent_refuses_what_the_flag_cannot_take(tmp_path: Path) -> 
     async def refusal(**request: Any) -> str:
         with pytest.raises(ApplicationError) as err:
             await rollout.set_percent(SetRolloutInput(flag=FLAG, **request))
-        assert err.value.type == names.INVALID_ROLLOUT and err.value.non_retryable
+        assert err.value.type == ErrorType.INVALID_ROLLOUT and err.value.non_retryable
         return err.value.message
 
     assert "has no variation 5" in await refusal(candidate_variation=5, percent=1)

@@ -37,10 +37,9 @@ from tests.workflows.test_canary import (
     candidate_runs_per_soak,
     verdicts,
 )
-from workflows import activity_names as names
 from workflows.canary_rollout import CanaryRolloutWorkflow
+from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Update
 from workflows.rollout_types import (
-    ROLLOUT_WORKFLOW,
     CohortComparison,
     CompareCohortsInput,
     DeploymentTarget,
@@ -98,7 +97,7 @@ class DeployCanary:
         """What the real activity does to a deployment whose current build is OLD."""
         self.calls.append(request)
         if self.refusal is not None:
-            raise ApplicationError(self.refusal, type=names.INVALID_ROLLOUT, non_retryable=True)
+            raise ApplicationError(self.refusal, type=ErrorType.INVALID_ROLLOUT, non_retryable=True)
         routing, candidate = self.routing, request.candidate_build
         control = request.control_build or (
             routing.current if routing.current != candidate else None
@@ -158,11 +157,11 @@ async def canary(time_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator
     canary = DeployCanary(time_env, settings.task_queue, store)
     real = RolloutActivities(settings, store)
 
-    @activity.defn(name=names.ROLLOUT_SET_DEPLOYMENT_RAMP)
+    @activity.defn(name=Activity.ROLLOUT_SET_DEPLOYMENT_RAMP)
     async def set_deployment_ramp(request: SetDeploymentRampInput) -> SetDeploymentRampResult:
         return canary.set_ramp(request)
 
-    @activity.defn(name=names.ROLLOUT_COMPARE_COHORTS)
+    @activity.defn(name=Activity.ROLLOUT_COMPARE_COHORTS)
     async def compare_cohorts(request: CompareCohortsInput) -> CohortComparison:
         await canary.seed(request.candidate.since)
         return await real.compare_cohorts(request)
@@ -189,7 +188,7 @@ async def test_healthy_build_is_ramped_stage_by_stage_then_made_current_after_ap
         assert waiting.percent == 50 and canary.routing == Routing(OLD, NEW, 50.0)
         assert waiting.approval is not None
         decision = ApprovalDecision(approved=True, approver="alice")
-        after = await handle.execute_update("decide", decision, result_type=RolloutState)
+        after = await handle.execute_update(Update.DECIDE, decision, result_type=RolloutState)
         assert after.status == "promoted"
         result = await handle.result()
     # The first ramp learns the control (the current build); every later call names it.

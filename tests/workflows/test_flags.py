@@ -29,6 +29,7 @@ from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls
 from tests.workflows.conftest import TESTER, harness_tools
 from workers.app import WORKFLOWS, build_activities, build_worker
+from workflows.contract import Query
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -194,7 +195,7 @@ async def test_flag_choices_are_recorded_and_replay_after_the_file_changes(
         assert replay.replay_failure is None
         # A query of the closed run replays it on the worker: still the candidate.
         state = await rig.client.get_workflow_handle(run_id).query(
-            "state", result_type=AgentRunState
+            Query.STATE, result_type=AgentRunState
         )
         assert state.config is not None and state.config.variant == "candidate"
 

@@ -8,6 +8,7 @@ from temporalio.client import WorkflowExecutionStatus
 
 from tests.fakes.scripted import answer, calls, tool_messages
 from tests.workflows.conftest import Harness
+from workflows.contract import Query
 from workflows.types import AgentRunState, ModelCallInput, RunStatus, StopReason
 
 
@@ -128,7 +129,7 @@ async def test_continue_as_new_carries_state_forward(harness: Harness) -> None:
     assert [c.step for c in result.tool_calls] == list(range(1, 9))
     assert result.usage.input_tokens == 900 and result.usage.output_tokens == 180
     assert result.config is not None and result.config.agent_version == "7.0.0"
-    state = await handle.query("state", result_type=AgentRunState)
+    state = await handle.query(Query.STATE, result_type=AgentRunState)
     assert state.continued_runs >= 2
     description = await handle.describe()
     assert description.status is WorkflowExecutionStatus.COMPLETED

@@ -18,7 +18,7 @@ from ldclient.integrations import Files
 from ldclient.interfaces import FlagValueChange
 
 from opsready.errors import ConfigError, OpsreadyError
-from opsready.flagstore import (
+from opsready.flags import (
     FlagChangeError,
     FlagInfo,
     FlagNotFoundError,

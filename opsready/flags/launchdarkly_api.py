@@ -16,10 +16,15 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from opsready.errors import ConfigError, OpsreadyError
-from opsready.flagstore import (
-    TOTAL_WEIGHT,
+from opsready.errors import (
+    ConfigError,
     FlagChangeError,
+    LaunchDarklyError,
+    LaunchDarklyUnavailableError,
+    OpsreadyError,
+)
+from opsready.flags._model import (
+    TOTAL_WEIGHT,
     FlagInfo,
     flag_info,
     index_of,
@@ -34,16 +39,6 @@ from opsready.settings import Settings
 API_VERSION = "20240415"  # pinned, so LaunchDarkly's answers keep the shape parsed here
 SEMANTIC_PATCH = "application/json; domain-model=launchdarkly.semanticpatch"
 PAGE_SIZE = 100  # the largest page the flag list returns
-
-
-class LaunchDarklyError(OpsreadyError):
-    """LaunchDarkly refused a request: the token, its permissions, or the change itself."""
-
-
-class LaunchDarklyUnavailableError(LaunchDarklyError):
-    """LaunchDarkly is unreachable, rate limited or failing: retry later."""
-
-    exit_code = 4
 
 
 class LaunchDarklyApi:

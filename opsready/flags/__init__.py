@@ -1,0 +1,73 @@
+"""The admin side of feature flags: read them and change what they serve, kill switches included.
+
+Workers evaluate flags with the LaunchDarkly SDK (`activities.flags`); this package changes
+them, either in the local flag file the SDK's file data source watches (`LocalFlagFile`) or
+in LaunchDarkly through its REST API (`LaunchDarklyApi`, when LAUNCHDARKLY_API_TOKEN is set).
+`flag_store` picks one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from opsready.errors import FlagChangeError, FlagNotFoundError, LaunchDarklyError
+from opsready.flags._model import FlagInfo, kill_switch_key, show_value
+from opsready.flags.launchdarkly_api import LaunchDarklyApi
+from opsready.flags.local_file import LocalFlagFile
+from opsready.settings import Settings
+
+__all__ = [
+    "FlagChangeError",
+    "FlagInfo",
+    "FlagNotFoundError",
+    "FlagStore",
+    "LaunchDarklyApi",
+    "LaunchDarklyError",
+    "LocalFlagFile",
+    "flag_store",
+    "kill_switch_key",
+    "show_value",
+]
+
+
+class FlagStore(Protocol):
+    """Where flags are changed: the local flag file or LaunchDarkly."""
+
+    @property
+    def location(self) -> str:
+        """Where the flags live, for messages: a file path or `LaunchDarkly project/env`."""
+        ...
+
+    async def list_flags(self) -> list[FlagInfo]: ...
+
+    async def get_flag(self, key: str) -> FlagInfo: ...
+
+    async def set_value(self, key: str, value: Any) -> FlagInfo:
+        """Turn the flag on and serve `value` to everyone."""
+        ...
+
+    async def set_rollout(self, key: str, percents: Mapping[int, float]) -> FlagInfo:
+        """Turn the flag on and split everyone over variation indexes by percent."""
+        ...
+
+    async def kill(
+        self, *, agent: str | None = None, tool: str | None = None, reason: str | None = None
+    ) -> FlagInfo:
+        """Serve `true` on the kill switch of the scope, creating the flag when missing."""
+        ...
+
+    async def unkill(
+        self, *, agent: str | None = None, tool: str | None = None, reason: str | None = None
+    ) -> FlagInfo:
+        """Serve `false` on the kill switch of the scope."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def flag_store(settings: Settings) -> FlagStore:
+    """LaunchDarkly's REST API when LAUNCHDARKLY_API_TOKEN is set, else the local flag file."""
+    if settings.launchdarkly_api_token is not None:
+        return LaunchDarklyApi(settings)
+    return LocalFlagFile(settings.flags_file)
