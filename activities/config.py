@@ -15,10 +15,10 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.agents import load_agent, load_pricing
 from activities.flag_choices import RUN_FLAGS, choose
 from activities.flags import FlagClient, evaluation_context
 from activities.tools.registry import ToolRegistry
+from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows.contract import Activity, ErrorType

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from activities.agents import AgentDefinition
+from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
 from workflows.types import Budgets, Candidate, FlagEvaluation, ModelPrice
 

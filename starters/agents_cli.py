@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-from activities import agent_versions
-from activities.agent_versions import CURRENT, AgentDiff, AgentVersions
+from opsready import agent_versions
+from opsready.agent_versions import CURRENT, AgentDiff, AgentVersions
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, print_json
 

@@ -183,7 +183,7 @@ async def cmd_halt(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_setup(args: argparse.Namespace, settings: Settings) -> int:
-    from starters.setup import ensure_search_attributes
+    from opsready.setup import ensure_search_attributes
 
     client = await connect_client(args, settings)
     added = await ensure_search_attributes(client.temporal)
@@ -205,7 +205,7 @@ def cmd_dev(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
-    from starters.demo import run_demo
+    from workers.devtools.demo import run_demo
 
     return run_demo(settings, keep_running=args.keep_running)
 
@@ -214,7 +214,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.runs < 1 or args.rounds < 1:
         raise OpsreadyError("--runs and --rounds must be at least 1")
     if args.bench_command == "kill-switch":
-        from starters.bench_kill_switch import run_bench as run_kill_switch_bench
+        from workers.devtools.bench_kill_switch import run_bench as run_kill_switch_bench
 
         try:
             return run_kill_switch_bench(args.runs, args.rounds, args.path)
@@ -223,13 +223,19 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
                 "bench kill-switch: runs did not reach the expected state in time "
                 "(a busy machine?); try fewer --runs"
             ) from None
-    from starters.bench import run_bench
+    from workers.devtools.bench_telemetry import run_bench
 
     return run_bench(args.runs, args.rounds)
 
 
 def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
-    from starters.history import record
+    # The recorder and its scenarios are test code (tests/replay/), not part of the wheel:
+    # recording works from a source checkout only.
+    if not (PROJECT_ROOT / "tests" / "replay" / "recorder.py").is_file():
+        raise OpsreadyError("golden histories are recorded from a source checkout: make histories")
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    from tests.replay.recorder import record
 
     record(settings, args.out)
     return 0

@@ -8,8 +8,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from opsready.client import OpsreadyClient
 from opsready.settings import Settings
-from starters.client import OpsreadyClient
 
 # A command takes the parsed arguments and the settings and returns an exit code.
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int] | int]

@@ -13,11 +13,11 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from opsready.connection import connect
 from opsready.deployment import DeploymentStatus, Routing, RoutingChange, WorkerDeployment
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, print_json
-from starters.connection import connect
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
 

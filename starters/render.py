@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starters.client import RunSummary, state_of
+from opsready.client import RunSummary, state_of
 from workflows.types import AgentRunResult, AgentRunState
 
 

@@ -24,12 +24,12 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from opsready.client import QUERY_TIMEOUT, describe_workflow, require_running
 from opsready.deployment import WorkerDeployment, control_build_of, ramp_refusal
 from opsready.errors import OpsreadyError, RunEndedError, error_parts
 from opsready.flags import FlagNotFoundError, flag_store
 from opsready.settings import Settings
 from starters.cli_common import Command, Subcommands, connect_client, operator, print_json
-from starters.client import QUERY_TIMEOUT, describe_workflow, require_running
 from workflows.contract import ROLLOUT_WORKFLOW, Query, Signal, Update
 from workflows.rollout_types import (
     ROLLOUT_ID_PREFIX,

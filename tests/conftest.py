@@ -18,10 +18,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.base import ModelProvider
-from activities.testing import SCRIPTED_PRICE
 from activities.tools.registry import Tool
 from opsready.settings import PROJECT_ROOT, Settings
-from starters.setup import ensure_search_attributes
+from opsready.setup import ensure_search_attributes
+from tests.fakes.scripted import SCRIPTED_PRICE
 from workers.app import build_activities, build_worker
 from workers.devserver import dynamic_config_args
 from workflows import contract

@@ -32,8 +32,8 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.agents import list_agents
 from activities.flags import FlagClient, evaluation_context
+from opsready.agents import list_agents
 from opsready.settings import Settings
 from workflows.contract import AGENT_RUN_WORKFLOW, KILL_SWITCH, Signal, kill_switch_key
 from workflows.types import HaltRequest

@@ -10,9 +10,9 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from activities.flags import shared_flag_client
+from opsready.connection import connect
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry, export_summary
-from starters.connection import connect
 from workers.app import build_activities, build_worker
 from workers.kill_switch import KillSwitchListener
 from workers.versioning import build_id, ensure_current_version, take_over_current_version

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from activities.agents import ToolPolicy
 from activities.tools.ledger import Ledger
+from opsready.agents import ToolPolicy
 from workflows.types import ApprovalRule, RiskTier, ToolSpec
 
 

@@ -1,6 +1,87 @@
-"""The scripted model provider for workflow tests (it lives in activities/testing.py, which
-the golden-history recorder shares)."""
+"""Deterministic doubles for the workflow tests and the golden-history recorder.
 
-from activities.testing import Script, ScriptedProvider, answer, calls, tool_messages
+A scripted model provider (`scripted/test`: the run's user message picks a script, every
+request is kept) and a destructive tool (`close_account`) that only writes the ledger.
+"""
 
-__all__ = ["Script", "ScriptedProvider", "answer", "calls", "tool_messages"]
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel
+from temporalio.exceptions import ApplicationError
+
+from activities.tools.registry import Tool, ToolContext
+from workflows.contract import ErrorType
+from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, RiskTier, ToolCallRequest
+
+Script = Callable[[ModelCallInput], ChatMessage]
+
+# The price table entry a `scripted/test` agent needs (append to pricing.toml).
+SCRIPTED_PRICE = (
+    '\n[models."scripted/test"]\ninput_per_million_usd = 1.0\noutput_per_million_usd = 2.0\n'
+)
+
+
+def answer(text: str) -> ChatMessage:
+    return ChatMessage(role="assistant", content=text)
+
+
+def calls(step: int, *calls_: tuple[str, dict[str, object]]) -> ChatMessage:
+    return ChatMessage(
+        role="assistant",
+        tool_calls=[
+            ToolCallRequest(id=f"call_{step}_{i}", name=name, arguments=dict(args))
+            for i, (name, args) in enumerate(calls_, start=1)
+        ],
+    )
+
+
+def tool_messages(request: ModelCallInput) -> list[ChatMessage]:
+    return [m for m in request.messages if m.role == "tool"]
+
+
+class ScriptedProvider:
+    """Provider `scripted`: each scenario is a function of the request, chosen by the run's
+    user message, so one worker serves many scenarios."""
+
+    name = "scripted"
+
+    def __init__(self, scripts: dict[str, Script], tokens_per_call: tuple[int, int] = (100, 20)):
+        self.scripts = scripts
+        self.tokens_per_call = tokens_per_call
+        self.requests: list[ModelCallInput] = []
+
+    async def complete(self, request: ModelCallInput) -> ModelCallResult:
+        self.requests.append(request)
+        user = next((m.content for m in request.messages if m.role == "user"), None) or ""
+        script = self.scripts.get(user)
+        if script is None:
+            raise ApplicationError(
+                f"no script for {user!r}", type=ErrorType.MODEL_REQUEST_REJECTED, non_retryable=True
+            )
+        input_tokens, output_tokens = self.tokens_per_call
+        return ModelCallResult(
+            message=script(request), input_tokens=input_tokens, output_tokens=output_tokens
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+class CloseAccountArgs(BaseModel):
+    account_id: str
+
+
+async def _close_account(args: CloseAccountArgs, ctx: ToolContext) -> dict[str, str]:
+    await ctx.ledger.record_effect(ctx.idempotency_key, "close_account", args.account_id)
+    return {"closed": args.account_id}
+
+
+CLOSE_ACCOUNT = Tool(
+    name="close_account",
+    description="Close a customer account.",
+    args=CloseAccountArgs,
+    risk_tier=RiskTier.DESTRUCTIVE,
+    fn=_close_account,
+)

@@ -18,9 +18,9 @@ from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
+from opsready.client import OpsreadyClient
 from opsready.deployment import WorkerDeployment
 from opsready.settings import Settings
-from starters.client import OpsreadyClient
 from tests.integration.test_cli import QUESTION, Cli, Done, one_line_error
 from workers.app import build_activities, build_worker
 from workers.versioning import ensure_current_version

@@ -18,8 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
+from opsready.client import OpsreadyClient
 from opsready.settings import PROJECT_ROOT, Settings
-from starters.client import OpsreadyClient
 from tests.conftest import TEMPORAL_BIN, WorkerFactory
 from workflows.types import RunStatus
 

@@ -24,9 +24,9 @@ from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
+from opsready.client import OpsreadyClient
 from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
-from starters.client import OpsreadyClient
 from tests.conftest import write_agent
 from workers.app import build_activities, build_worker
 from workers.kill_switch import DIRECT_LIMIT, KillSwitchListener

@@ -23,11 +23,11 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
 from activities.tools.support import support_tools
+from opsready.client import OpsreadyClient
+from opsready.connection import connect
 from opsready.logs import configure_logging
 from opsready.settings import PROJECT_ROOT, Settings
 from opsready.telemetry import Telemetry
-from starters.client import OpsreadyClient
-from starters.connection import connect
 from workers.app import build_activities, build_worker
 from workflows.types import AgentRunResult, ModelCallInput, ModelCallResult, RunStatus
 

@@ -22,9 +22,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.models.local import LocalProvider
+from opsready.client import OpsreadyClient
 from opsready.deployment import RoutingChange, WorkerDeployment
 from opsready.settings import PROJECT_ROOT, Settings
-from starters.client import OpsreadyClient
 from tests.integration.test_cli import (
     BIG_REFUND,
     QUESTION,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from starters.history import (
+from tests.replay.recorder import (
     LEGACY_SCENARIOS,
     file_names,
     history_path,
@@ -24,7 +24,7 @@ from starters.history import (
     patch_ids,
     replay_history,
 )
-from starters.history_scenarios import SCENARIOS
+from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
 from workflows.agent_run import KILL_SWITCH_PATCH
 from workflows.types import RunStatus, StopReason

@@ -14,7 +14,7 @@ from pathlib import Path
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
 
-from starters.history import (
+from tests.replay.recorder import (
     LEGACY_SCENARIOS,
     activity_types,
     history_path,
@@ -23,7 +23,7 @@ from starters.history import (
     play,
     replay_histories,
 )
-from starters.history_scenarios import SCENARIOS, scenario_rig, time_skipping_env
+from tests.replay.scenarios import SCENARIOS, scenario_rig, time_skipping_env
 from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import AGENT_RUN_WORKFLOW, Activity

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from activities import agent_versions
-from activities.agent_versions import UnknownVersionError
-from activities.agents import list_agents
+from opsready import agent_versions
+from opsready.agent_versions import UnknownVersionError
+from opsready.agents import list_agents
 from opsready.errors import ConfigError, OpsreadyError, UnknownAgentError
 from opsready.settings import PROJECT_ROOT
 from starters.cli import main

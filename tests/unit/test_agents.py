@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from activities.agents import list_agents, load_agent
 from activities.config import ConfigActivities
 from activities.tools.registry import ToolRegistry
 from activities.tools.support import support_tools
+from opsready.agents import list_agents, load_agent
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent

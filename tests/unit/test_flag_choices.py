@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from activities.agents import load_agent, load_pricing
 from activities.flag_choices import choose
+from opsready.agents import load_agent, load_pricing
 from opsready.settings import PROJECT_ROOT
 from workflows.types import Candidate, FlagEvaluation
 

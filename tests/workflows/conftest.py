@@ -14,13 +14,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
-from activities.testing import CLOSE_ACCOUNT
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from tests.fakes.scripted import Script, ScriptedProvider
+from tests.fakes.scripted import CLOSE_ACCOUNT, Script, ScriptedProvider
 from workers.app import build_activities, build_worker
 from workflows.contract import Query
 from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState

@@ -1,6 +1,6 @@
 """The golden-history scenarios: one `AgentRun` per status and approval path.
 
-A development tool, wired like `opsready demo`: a worker on the time-skipping test server,
+Test code, wired like `opsready demo`: a worker on the time-skipping test server,
 test agents in a scratch agents dir (a scripted model, the demo tools and a destructive
 `close_account` tool) next to a copy of `support-triage`, and a scratch copy of the flag
 file the scenarios flip. `opsready history record` plays them; the replay gate test
@@ -29,7 +29,11 @@ from temporalio.worker import Worker
 
 from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider
-from activities.testing import (
+from activities.tools.support import support_tools
+from opsready.errors import ConfigError
+from opsready.settings import Settings
+from opsready.setup import ensure_search_attributes
+from tests.fakes.scripted import (
     CLOSE_ACCOUNT,
     SCRIPTED_PRICE,
     Script,
@@ -37,10 +41,6 @@ from activities.testing import (
     answer,
     calls,
 )
-from activities.tools.support import support_tools
-from opsready.errors import ConfigError
-from opsready.settings import Settings
-from starters.setup import ensure_search_attributes
 from workers.app import build_activities, build_worker
 from workers.versioning import UnversionedWorkflows
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update

@@ -27,11 +27,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from activities.models.local import LocalProvider
+from opsready.client import OpsreadyClient
+from opsready.connection import connect
 from opsready.logs import configure_logging
 from opsready.settings import Settings
 from opsready.telemetry import Instruments, Telemetry
-from starters.client import OpsreadyClient
-from starters.connection import connect
 from workflows.types import RunStatus
 
 ANSWERED = "Where is my order A-1003? It was due days ago and it is late."

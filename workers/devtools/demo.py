@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from opsready.client import OpsreadyClient
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
-from starters.client import OpsreadyClient
 from workflows.types import AgentRunResult, RunStatus
 
 if TYPE_CHECKING:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from activities.agents import AgentDefinition, list_agents, load_agent
+from opsready.agents import AgentDefinition, list_agents, load_agent
 from opsready.errors import (
     ConfigError,
     OpsreadyError,

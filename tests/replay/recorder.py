@@ -1,7 +1,7 @@
-"""`opsready history record`: golden histories of every status and approval path, and the
+"""`make histories` (`opsready history record`): golden histories of every status and approval path, and the
 replay check that reads them.
 
-Recording plays `starters.history_scenarios.SCENARIOS` on a throw-away time-skipping server
+Recording plays `tests.replay.scenarios.SCENARIOS` on a throw-away time-skipping server
 and writes each run's history as `tests/histories/agent_run-<scenario>.json`. The replay
 tests (tests/replay/) replay every file against the current workflow code; `replay_history`
 reports a failure with the file, the workflow and the event where the code diverged.
@@ -27,7 +27,7 @@ from temporalio.worker import Replayer
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
-from starters.history_scenarios import SCENARIOS, Rig, Scenario, scenario_rig, time_skipping_env
+from tests.replay.scenarios import SCENARIOS, Rig, Scenario, scenario_rig, time_skipping_env
 from workflows.types import AgentRunResult
 
 # Recorded by the demo before the kill-switch patch: they prove runs started on that code

@@ -30,6 +30,7 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from opsready.connection import connect
 from opsready.errors import (
     NotAwaitingApprovalError,
     OpsreadyError,
@@ -41,7 +42,6 @@ from opsready.errors import (
 from opsready.redaction import redact_text
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
-from starters.connection import connect
 from workflows import contract
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
 from workflows.types import (

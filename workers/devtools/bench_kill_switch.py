@@ -31,9 +31,9 @@ from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider, support_triage
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
+from opsready.client import OpsreadyClient
 from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
-from starters.client import OpsreadyClient
 from workflows import contract
 from workflows.contract import KILL_SWITCH, Signal
 from workflows.types import ChatMessage, HaltRequest, ModelCallInput, RiskTier, ToolCallRequest
@@ -210,7 +210,7 @@ def direct_limit(path: HaltPath) -> int:
 
 
 async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopped]]:
-    from starters.connection import connect
+    from opsready.connection import connect
     from workers.app import build_activities, build_worker
     from workers.devserver import DevServer, free_port
     from workers.kill_switch import KillSwitchListener
