@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed-stamp
 .PHONY: install demo dev worker test check lint format histories clean
 
 $(STAMP): pyproject.toml
+	@echo "install: creating $(VENV) and installing opsready with its dev tools (about a minute)"
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e ".[dev]"
@@ -24,12 +25,13 @@ worker: install  ## a worker against TEMPORAL_ADDRESS (default localhost:7233)
 	$(VENV)/bin/opsready worker
 
 check: install  ## lint, format check, types (strict on workflows/)
+	@echo "check: ruff, ruff format, mypy"
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
 test: check  ## everything CI runs
-	$(VENV)/bin/pytest -q
+	PYTHONUNBUFFERED=1 $(VENV)/bin/pytest -q
 
 histories: install  ## re-record the golden histories under tests/histories/
 	$(VENV)/bin/opsready history record --out tests/histories

