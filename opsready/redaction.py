@@ -3,6 +3,8 @@
 One function, `redact`, masks API keys, bearer tokens, passwords, e-mail addresses, phone
 numbers and card numbers in any string, and the whole value of any field whose name is
 sensitive (built in, plus OPSREADY_REDACT_FIELDS). It walks dicts, lists and tuples.
+`find_sensitive` reports the same matches (kind, span, text) for guardrails that decide
+what to do with them; `mask_sensitive` masks a chosen subset.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 MASK = "[REDACTED]"
@@ -35,25 +38,48 @@ _SENSITIVE_FIELDS = frozenset(
     }
 )
 
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: str  # what `find_sensitive` calls a match (see SECRET_KINDS, PII_KINDS)
+    pattern: re.Pattern[str]
+    replacement: str  # what `redact_text` puts instead
+    value_group: int = 0  # the group holding the sensitive value; the rest is kept
+
+
 # Order matters: specific secrets first, then generic shapes.
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    (
+_RULES: list[_Rule] = [
+    _Rule(
+        "private_key",
         re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
         MASK,
     ),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), r"\1 " + MASK),
-    (re.compile(r"\b(sk|pk|rk)-(?:[A-Za-z0-9_-]+-)?[A-Za-z0-9_-]{16,}\b"), MASK),
-    (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
-    (re.compile(r"\b(?:ghp|gho|ghs|github_pat|xox[abpr])_[A-Za-z0-9_-]{16,}\b"), MASK),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), MASK),
-    (
+    _Rule(
+        "auth_header",
+        re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})"),
+        r"\1 " + MASK,
+        2,
+    ),
+    _Rule("api_key", re.compile(r"\b(sk|pk|rk)-(?:[A-Za-z0-9_-]+-)?[A-Za-z0-9_-]{16,}\b"), MASK),
+    _Rule("cloud_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
+    _Rule(
+        "access_token",
+        re.compile(r"\b(?:ghp|gho|ghs|github_pat|xox[abpr])_[A-Za-z0-9_-]{16,}\b"),
+        MASK,
+    ),
+    _Rule(
+        "jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), MASK
+    ),
+    _Rule(
+        "credential",
         re.compile(
             r"(?i)\b(password|passwd|pwd|secret|api[_-]?key|token|sdk[_-]?key)"
             r"(\s*[:=]\s*|\s+is\s+)(\"[^\"]*\"|'[^']*'|\S+)"
         ),
         r"\1\2" + MASK,
+        3,
     ),
-    (re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
+    _Rule("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
 ]
 _CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
 _PHONE = re.compile(r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.])")
@@ -71,21 +97,83 @@ def _luhn_ok(digits: str) -> bool:
     return total % 10 == 0
 
 
+def _is_card(text: str) -> bool:
+    digits = re.sub(r"\D", "", text)
+    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
+
+
+def _is_phone(text: str) -> bool:
+    return 8 <= len(re.sub(r"\D", "", text)) <= 15
+
+
 def _mask_card(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return "[CARD]" if 13 <= len(digits) <= 19 and _luhn_ok(digits) else match.group(0)
+    return "[CARD]" if _is_card(match.group(0)) else match.group(0)
 
 
 def _mask_phone(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return "[PHONE]" if 8 <= len(digits) <= 15 else match.group(0)
+    return "[PHONE]" if _is_phone(match.group(0)) else match.group(0)
 
 
 def redact_text(text: str) -> str:
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    for rule in _RULES:
+        text = rule.pattern.sub(rule.replacement, text)
     text = _CARD.sub(_mask_card, text)
     return _PHONE.sub(_mask_phone, text)
+
+
+SECRET_KINDS = frozenset(
+    {"private_key", "auth_header", "api_key", "cloud_key", "access_token", "jwt", "credential"}
+)
+PII_KINDS = frozenset({"email", "card", "phone"})
+_LABELS = {"email": "[EMAIL]", "card": "[CARD]", "phone": "[PHONE]"}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One sensitive value in a text: its kind, where it is (`text[start:end]`) and what."""
+
+    kind: str
+    span: tuple[int, int]
+    text: str
+
+    @property
+    def is_secret(self) -> bool:
+        return self.kind in SECRET_KINDS
+
+    @property
+    def label(self) -> str:
+        """What `mask_sensitive` writes in its place (the same masks `redact_text` uses)."""
+        return _LABELS.get(self.kind, MASK)
+
+
+def find_sensitive(text: str) -> list[Finding]:
+    """Every secret and personal value `redact_text` would mask, in text order.
+
+    Same rules in the same precedence: where two matches overlap, the earlier rule wins.
+    """
+    found: list[Finding] = []
+
+    def add(kind: str, start: int, end: int) -> None:
+        if not any(start < f.span[1] and f.span[0] < end for f in found):
+            found.append(Finding(kind, (start, end), text[start:end]))
+
+    for rule in _RULES:
+        for match in rule.pattern.finditer(text):
+            add(rule.kind, match.start(rule.value_group), match.end(rule.value_group))
+    for kind, pattern, is_valid in (("card", _CARD, _is_card), ("phone", _PHONE, _is_phone)):
+        for match in pattern.finditer(text):
+            if is_valid(match.group(0)):
+                add(kind, match.start(), match.end())
+    return sorted(found, key=lambda f: f.span)
+
+
+def mask_sensitive(text: str, findings: Iterable[Finding] | None = None) -> str:
+    """`text` with each finding (default: all of them) replaced by its label."""
+    chosen = find_sensitive(text) if findings is None else findings
+    for finding in sorted(chosen, key=lambda f: f.span, reverse=True):
+        start, end = finding.span
+        text = text[:start] + finding.label + text[end:]
+    return text
 
 
 class Redactor:
