@@ -4,90 +4,23 @@ with a second person's approval. Pure and deterministic, like `incident_policy`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.incident_policy import SeverityMatrix
+from workflows.incident_config_types import (
+    AGENT_PLACEHOLDER,
+    FAIL_CLOSED_RUNBOOK,
+    Runbook,
+    RunbookAction,
+    RunbookStep,
+    SeverityMatrix,
+    StepMode,
+)
 from workflows.incident_types import RunStepRequest, Severity, StepRun, TriggerKind
-
-RunbookAction = Literal[
-    "engage_kill_switch",
-    "rollback_flag",
-    "rollback_deployment",
-    "switch_fallback_model",
-    "pause_agent",
-    "drain_task_queue",
-]
-StepMode = Literal["automatic", "on_request", "needs_approval"]
-
-# What each action may act on: a target is written "kind:name", e.g. "tool:refund_order".
-TARGET_KINDS: dict[str, tuple[str, ...]] = {
-    "engage_kill_switch": ("agent", "tool"),
-    "rollback_flag": ("flag",),
-    "rollback_deployment": ("deployment",),
-    "switch_fallback_model": ("agent",),
-    "pause_agent": ("agent",),
-    "drain_task_queue": ("queue",),
-}
-AGENT_PLACEHOLDER = "{agent}"  # in a target: the incident's agent
-FAIL_CLOSED_RUNBOOK = "fail-closed"
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class RunbookStep(_Model):
-    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    action: RunbookAction
-    target: str
-    is_risky: bool = False
-    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _target_fits_action(self) -> RunbookStep:
-        kinds = TARGET_KINDS[self.action]
-        kind, _, name = self.target.partition(":")
-        if kind not in kinds or not name:
-            shapes = " or ".join(f"{k}:NAME" for k in kinds)
-            raise ValueError(f"{self.action} targets {shapes}, got {self.target!r}")
-        return self
-
-
-class AutomaticCondition(_Model):
-    """The runbook runs by itself for this trigger kind (any when omitted) at this
-    severity or worse."""
-
-    trigger: TriggerKind | None = None
-    severity: Severity
-
-
-class Runbook(_Model):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    version: str = Field(min_length=1)
-    agent: str = "*"  # the agent it is for; "*" for every agent
-    description: str = ""
-    steps: list[RunbookStep] = Field(min_length=1)
-    automatic_on: list[AutomaticCondition] = Field(default_factory=list)
-
-    @model_validator(mode="after")
-    def _step_ids_unique(self) -> Runbook:
-        seen: set[str] = set()
-        for step in self.steps:
-            if step.id in seen:
-                raise ValueError(f"step id {step.id!r} is used twice: give each step its own id")
-            seen.add(step.id)
-        return self
-
-    def is_for(self, agent: str) -> bool:
-        return self.agent in ("*", agent)
-
-    def is_automatic(self, trigger: TriggerKind, severity: Severity) -> bool:
-        return any(
-            (c.trigger is None or c.trigger == trigger) and severity.is_at_least(c.severity)
-            for c in self.automatic_on
-        )
 
 
 class PlannedStep(_Model):

@@ -15,8 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opsready.errors import ConfigError
-from workflows.incident_policy import OnCallRota, SeverityMatrix
-from workflows.incident_runbooks import Runbook
+from workflows.incident_config_types import OnCallRota, Runbook, SeverityMatrix
 
 INCIDENTS_DIR = "incidents"  # under agents/: not *.toml beside the agents, so never an agent
 SEVERITY_FILE = "severity.toml"

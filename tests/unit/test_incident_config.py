@@ -14,7 +14,7 @@ from opsready.incidents.config import (
     load_severity_matrix,
 )
 from opsready.settings import PROJECT_ROOT
-from workflows.incident_policy import OnCallRota, SeverityMatrix
+from workflows.incident_config_types import OnCallRota, SeverityMatrix
 from workflows.incident_types import Severity
 
 RUNBOOK_HEAD = '[runbooks.rb]\nversion = "1"\n'

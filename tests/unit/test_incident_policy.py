@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
+from workflows.incident_config_types import OnCallRota, Runbook, SeverityMatrix
 from workflows.incident_policy import (
-    OnCallRota,
-    SeverityMatrix,
     classify,
     merge_join,
     mttd,
@@ -17,12 +16,7 @@ from workflows.incident_policy import (
     next_escalation_at,
     next_page,
 )
-from workflows.incident_runbooks import (
-    Runbook,
-    automatic_steps,
-    check_run_step,
-    plan_steps,
-)
+from workflows.incident_runbooks import automatic_steps, check_run_step, plan_steps
 from workflows.incident_types import (
     IncidentTrigger,
     JoinRequest,
