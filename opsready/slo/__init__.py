@@ -1,0 +1,8 @@
+"""Service-level objectives of agents: their definitions, and Prometheus rules for them.
+
+The HTML report (`opsready.slo.report`) is imported on its own: it pulls in matplotlib.
+"""
+
+from opsready.slo.definitions import default_slos, load_agent_slos, load_slos, parse_slo_table
+
+__all__ = ["default_slos", "load_agent_slos", "load_slos", "parse_slo_table"]
