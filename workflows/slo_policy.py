@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
 from workflows.slo_types import (
+    DEFAULT_BURN_POLICY,
+    DEFAULT_MIN_EVENTS,
     BurnAlert,
     BurnWindow,
     ErrorBudget,
@@ -20,16 +22,6 @@ from workflows.slo_types import (
     budget_of,
 )
 from workflows.types import RunOutcome, RunStatus
-
-DEFAULT_BURN_POLICY: tuple[BurnWindow, ...] = (
-    BurnWindow(long=timedelta(hours=1), short=timedelta(minutes=5), factor=14.4, action="page"),
-    BurnWindow(long=timedelta(hours=6), short=timedelta(minutes=30), factor=6.0, action="page"),
-    BurnWindow(long=timedelta(days=3), short=timedelta(hours=6), factor=1.0, action="ticket"),
-)
-
-# Fewer events than this in the long window never alert: one bad run out of one is a 100%
-# error ratio, not an outage.
-DEFAULT_MIN_EVENTS = 10
 
 # Runs a human ended: they say nothing about the agent's own reliability.
 HUMAN_ENDED = frozenset({RunStatus.REJECTED, RunStatus.HALTED})

@@ -251,3 +251,16 @@ def format_window(window: timedelta) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+# The multiwindow, multi-burn-rate policy (Google SRE workbook): both windows of a pair
+# must burn at the factor or more.
+DEFAULT_BURN_POLICY: tuple[BurnWindow, ...] = (
+    BurnWindow(long=timedelta(hours=1), short=timedelta(minutes=5), factor=14.4, action="page"),
+    BurnWindow(long=timedelta(hours=6), short=timedelta(minutes=30), factor=6.0, action="page"),
+    BurnWindow(long=timedelta(days=3), short=timedelta(hours=6), factor=1.0, action="ticket"),
+)
+
+# Fewer events than this in the long window never alert: one bad run out of one is a 100%
+# error ratio, not an outage.
+DEFAULT_MIN_EVENTS = 10

@@ -5,13 +5,11 @@ The HTML report (`opsready.slo.report`) is imported on its own: it pulls in matp
 
 from opsready.slo.definitions import default_slos, load_agent_slos, load_slos, parse_slo_table
 from opsready.slo.prometheus import rules_yaml
-from opsready.slo.rule_tests import rule_tests_yaml
 
 __all__ = [
     "default_slos",
     "load_agent_slos",
     "load_slos",
     "parse_slo_table",
-    "rule_tests_yaml",
     "rules_yaml",
 ]

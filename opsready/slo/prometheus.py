@@ -28,8 +28,14 @@ from datetime import timedelta
 from typing import Any
 
 from opsready.slo import _yaml
-from workflows.slo_policy import DEFAULT_BURN_POLICY, DEFAULT_MIN_EVENTS
-from workflows.slo_types import BurnWindow, Slo, SloKind, format_window
+from workflows.slo_types import (
+    DEFAULT_BURN_POLICY,
+    DEFAULT_MIN_EVENTS,
+    BurnWindow,
+    Slo,
+    SloKind,
+    format_window,
+)
 
 RUNS = "opsready_runs_total"
 RUN_DURATION = "opsready_run_duration_seconds"

@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from workflows.slo_policy import (
-    DEFAULT_BURN_POLICY,
     burn_rate,
     count_runs,
     error_budget,
@@ -16,7 +15,7 @@ from workflows.slo_policy import (
     judge_tool_call,
     windows_needed,
 )
-from workflows.slo_types import SliCounts, Slo, SloKind, format_window
+from workflows.slo_types import DEFAULT_BURN_POLICY, SliCounts, Slo, SloKind, format_window
 from workflows.types import RunOutcome, RunStatus, StopReason, Usage
 
 SUCCESS = Slo(name="success", kind=SloKind.TASK_SUCCESS, objective=0.95)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from opsready.settings import PROJECT_ROOT
-from opsready.slo import default_slos, load_agent_slos, rule_tests_yaml, rules_yaml
+from opsready.slo import default_slos, load_agent_slos, rules_yaml
 from opsready.slo.prometheus import (
     BUDGET_REMAINING,
     BURN_RATE,
@@ -24,6 +24,7 @@ from opsready.slo.prometheus import (
     RUN_DURATION_BUCKETS,
 )
 from opsready.telemetry import _SECONDS, _USD
+from tests.slo_rule_tests import rule_tests_yaml
 from workflows.slo_policy import windows_needed
 from workflows.slo_types import Slo, SloKind, format_window
 

@@ -17,7 +17,7 @@ from opsready.slo.report import (
     TimePoint,
     write_html_report,
 )
-from workflows.slo_policy import DEFAULT_BURN_POLICY
+from workflows.slo_types import DEFAULT_BURN_POLICY
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=7)
