@@ -1,6 +1,8 @@
 """OpenTelemetry for workers and starters: one `Telemetry` object holding the tracer, the
 meter and opsready's instruments, passed explicitly to whatever records (tests build one
-on in-memory exporters; processes build one from the standard OTEL_* variables).
+on in-memory exporters; processes build one from the standard OTEL_* variables). The
+spans, metrics and log records of model and tool calls are made in one place,
+`opsready.telemetry_calls`, reached as `model_call`/`tool_call`.
 
 With no OTEL exporter endpoint set, spans and metrics are still produced in-process (so
 logs carry trace ids) but nothing is exported and nothing breaks.
@@ -10,8 +12,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -20,7 +23,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from opsready import telemetry_calls
 from opsready.redaction import Redactor
+
+if TYPE_CHECKING:
+    from workflows.types import ModelCallInput, ToolCallInput
 
 SCOPE = "opsready"
 
@@ -137,6 +144,18 @@ class Telemetry:
             for key, value in values.items()
             if value is not None
         }
+
+    def model_call(
+        self, request: ModelCallInput
+    ) -> AbstractContextManager[telemetry_calls.ModelCallRecord]:
+        """Span, metrics and log record of one model call (`opsready.telemetry_calls`)."""
+        return telemetry_calls.model_call(self, request)
+
+    def tool_call(
+        self, call: ToolCallInput
+    ) -> AbstractContextManager[telemetry_calls.ToolCallRecord]:
+        """Span, metrics and log record of one tool call (`opsready.telemetry_calls`)."""
+        return telemetry_calls.tool_call(self, call)
 
     def shutdown(self) -> None:
         for provider in self.providers:
