@@ -19,6 +19,7 @@ from structlog.types import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
 from opsready.redaction import Redactor
+from opsready.telemetry_logs import OTelLogBridge, otel_log_bridge
 
 # Fields temporalio's loggers attach as `extra`, lifted to top-level names.
 _TEMPORAL_EXTRA = {
@@ -100,7 +101,10 @@ def configure_logging(
     stream: TextIO | None = None,
     redactor: Redactor | None = None,
 ) -> None:
-    """Configure structlog and the root stdlib logger; safe to call more than once."""
+    """Configure structlog and the root stdlib logger; safe to call more than once.
+
+    With OTEL_LOGS_EXPORTER set, the same records also go to OpenTelemetry
+    (opsready.telemetry_logs)."""
     redactor = redactor or Redactor.from_env()
     shared = shared_processors(redactor)
     renderer: Processor = (
@@ -128,7 +132,11 @@ def configure_logging(
     workflow.logger.workflow_info_on_message = False
     activity.logger.activity_info_on_message = False
     root = logging.getLogger()
-    root.handlers = [handler]
+    for old in root.handlers:
+        if isinstance(old, OTelLogBridge):
+            old.close()  # flush what the bridge being replaced still holds
+    bridge = otel_log_bridge(shared, os.environ)
+    root.handlers = [handler] if bridge is None else [handler, bridge]
     root.setLevel((level or os.environ.get("OPSREADY_LOG_LEVEL") or "INFO").upper())
 
 

@@ -1,26 +1,31 @@
 """OpenTelemetry for workers and starters: one `Telemetry` object holding the tracer, the
 meter and opsready's instruments, passed explicitly to whatever records (tests build one
-on in-memory exporters; processes build one from the standard OTEL_* variables).
+on in-memory exporters; processes build one from the standard OTEL_* variables, see
+`opsready.telemetry_export`). The spans, metrics and log records of model and tool calls
+are made in one place, `opsready.telemetry_calls`, reached as `model_call`/`tool_call`.
 
-With no OTEL exporter endpoint set, spans and metrics are still produced in-process (so
-logs carry trace ids) but nothing is exported and nothing breaks.
+With nothing configured, spans and metrics are still produced in-process (so logs carry
+trace ids) but nothing is exported and nothing breaks.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics, trace
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.metrics.export import MetricReader
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from opsready import telemetry_calls, telemetry_export
 from opsready.redaction import Redactor
+
+if TYPE_CHECKING:
+    from workflows.types import ModelCallInput, ToolCallInput
 
 SCOPE = "opsready"
 
@@ -113,14 +118,18 @@ class Telemetry:
         env: Mapping[str, str] | None = None,
     ) -> Telemetry:
         """Providers of our own (never the global ones, so tests and processes can hold
-        several); exporters from `span_processors`/`metric_readers` or from OTEL_* env."""
+        several); exporters from `span_processors`/`metric_readers` or, when not given,
+        from the OTEL_* variables in `env` (default: the process environment)."""
         env = os.environ if env is None else env
-        resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", service_name)})
+        resource = telemetry_export.service_resource(env, service_name)
         tracer_provider = TracerProvider(resource=resource)
-        for processor in span_processors if span_processors is not None else _env_spans(env):
+        if span_processors is None:
+            span_processors = telemetry_export.span_processors(env)
+        for processor in span_processors:
             tracer_provider.add_span_processor(processor)
-        readers = metric_readers if metric_readers is not None else _env_readers(env)
-        meter_provider = MeterProvider(resource=resource, metric_readers=readers)
+        if metric_readers is None:
+            metric_readers = telemetry_export.metric_readers(env)
+        meter_provider = MeterProvider(resource=resource, metric_readers=metric_readers)
         meter = meter_provider.get_meter(SCOPE)
         return cls(
             tracer=tracer_provider.get_tracer(SCOPE),
@@ -138,37 +147,23 @@ class Telemetry:
             if value is not None
         }
 
+    def model_call(
+        self, request: ModelCallInput
+    ) -> AbstractContextManager[telemetry_calls.ModelCallRecord]:
+        """Span, metrics and log record of one model call (`opsready.telemetry_calls`)."""
+        return telemetry_calls.model_call(self, request)
+
+    def tool_call(
+        self, call: ToolCallInput
+    ) -> AbstractContextManager[telemetry_calls.ToolCallRecord]:
+        """Span, metrics and log record of one tool call (`opsready.telemetry_calls`)."""
+        return telemetry_calls.tool_call(self, call)
+
     def shutdown(self) -> None:
         for provider in self.providers:
             provider.shutdown()
 
 
-def _endpoint(env: Mapping[str, str], signal: str) -> str | None:
-    return env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT") or env.get(
-        "OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-
-
-def _env_spans(env: Mapping[str, str]) -> list[SpanProcessor]:
-    if not _endpoint(env, "TRACES") or env.get("OTEL_TRACES_EXPORTER") == "none":
-        return []
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return [BatchSpanProcessor(OTLPSpanExporter())]
-
-
-def _env_readers(env: Mapping[str, str]) -> list[MetricReader]:
-    if not _endpoint(env, "METRICS") or env.get("OTEL_METRICS_EXPORTER") == "none":
-        return []
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
-    return [PeriodicExportingMetricReader(OTLPMetricExporter())]
-
-
 def export_summary(env: Mapping[str, str] | None = None) -> str:
-    """One line for `opsready dev`/`worker`: where telemetry goes."""
-    env = os.environ if env is None else env
-    traces, metrics_ = _endpoint(env, "TRACES"), _endpoint(env, "METRICS")
-    if not traces and not metrics_:
-        return "telemetry: not exported (set OTEL_EXPORTER_OTLP_ENDPOINT to export over OTLP/HTTP)"
-    return f"telemetry: traces -> {traces or 'off'}, metrics -> {metrics_ or 'off'} (OTLP/HTTP)"
+    """One line for `opsready dev`/`worker`: where traces, metrics and logs go."""
+    return telemetry_export.export_summary(os.environ if env is None else env)

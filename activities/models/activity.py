@@ -7,12 +7,8 @@ that it feeds back to the model instead of running them.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping
-from typing import Any
 
-import structlog
-from opentelemetry.trace import SpanKind, StatusCode
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -22,8 +18,6 @@ from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
 from workflows.policy import price_usage
 from workflows.types import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
-
-log = structlog.get_logger("opsready.model")
 
 
 class ModelActivities:
@@ -47,92 +41,15 @@ class ModelActivities:
                 type=ErrorType.UNKNOWN_MODEL_PROVIDER,
                 non_retryable=True,
             )
-        t = self._telemetry
-        labels = t.attributes(
-            {
-                "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": request.provider,
-                "gen_ai.request.model": request.model,
-                "opsready.agent": request.agent,
-                "opsready.variant": request.context.variant,
-            }
-        )
-        span_attributes = {
-            **labels,
-            **t.attributes(
-                {
-                    "opsready.step": request.step,
-                    "opsready.prompt_version": request.prompt_version,
-                    "opsready.build_id": request.context.build_id,
-                    "opsready.agent_version": request.context.agent_version,
-                    "opsready.config_hash": request.context.config_hash,
-                }
-            ),
-        }
-        with t.tracer.start_as_current_span(
-            f"chat {request.model}", kind=SpanKind.CLIENT, attributes=span_attributes
-        ) as span:
-            started = time.perf_counter()
-            try:
-                result = await provider.complete(request)
-            except ApplicationError as err:
-                seconds = time.perf_counter() - started
-                error_type = err.type or "ApplicationError"
-                span.set_attribute("error.type", error_type)
-                span.set_status(StatusCode.ERROR, error_type)
-                t.instruments.operation_duration.record(
-                    seconds, {**labels, "error.type": error_type}
-                )
-                log.warning(
-                    "model call failed",
-                    provider=request.provider,
-                    model=request.model,
-                    prompt_version=request.prompt_version,
-                    error_type=error_type,
-                    error=str(err),
-                    latency_ms=round(seconds * 1000, 1),
-                )
-                raise
-            seconds = time.perf_counter() - started
+        with self._telemetry.model_call(request) as call:
+            result = await provider.complete(request)
+            checked = [self._check(c, request.tools) for c in result.message.tool_calls]
             cost = (
                 price_usage(request.price, result.input_tokens, result.output_tokens)
                 if request.price
                 else None
             )
-            span.set_attributes(
-                t.attributes(
-                    {
-                        "gen_ai.usage.input_tokens": result.input_tokens,
-                        "gen_ai.usage.output_tokens": result.output_tokens,
-                        "gen_ai.response.finish_reasons": [result.finish_reason],
-                        "opsready.cost_usd": cost,
-                    }
-                )
-            )
-            t.instruments.operation_duration.record(seconds, labels)
-            t.instruments.token_usage.record(
-                result.input_tokens, {**labels, "gen_ai.token.type": "input"}
-            )
-            t.instruments.token_usage.record(
-                result.output_tokens, {**labels, "gen_ai.token.type": "output"}
-            )
-            checked = [self._check(call, request.tools) for call in result.message.tool_calls]
-            record: dict[str, Any] = {
-                "provider": request.provider,
-                "model": request.model,
-                "prompt_version": request.prompt_version,
-                "input_tokens": result.input_tokens,
-                "output_tokens": result.output_tokens,
-                "cost_usd": cost,
-                "latency_ms": round(seconds * 1000, 1),
-                "finish_reason": result.finish_reason,
-                "tool_calls": [call.name for call in checked],
-                "invalid_tool_calls": sum(call.error is not None for call in checked),
-            }
-            if t.log_content:
-                record["prompt"] = [m.model_dump(exclude_defaults=True) for m in request.messages]
-                record["completion"] = result.message.content
-            log.info("model call", **record)
+            call.record(result, tool_calls=checked, cost_usd=cost)
         message = result.message.model_copy(update={"tool_calls": checked})
         return result.model_copy(update={"message": message})
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from typing import Any
 
-import structlog
-from opentelemetry.trace import StatusCode
 from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -25,7 +21,6 @@ from workflows.contract import Activity, ErrorType
 from workflows.types import RiskTier, ToolCallInput, ToolCallResult
 
 _HEARTBEAT_EVERY_SECONDS = 1.0
-log = structlog.get_logger("opsready.tool")
 
 
 class ToolActivities:
@@ -38,71 +33,10 @@ class ToolActivities:
 
     @activity.defn(name=Activity.TOOL_RUN)
     async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
-        t = self._telemetry
-        labels = t.attributes(
-            {
-                "gen_ai.tool.name": call.tool,
-                "opsready.agent": call.agent,
-                "opsready.variant": call.context.variant,
-            }
-        )
-        attributes = {
-            **labels,
-            "gen_ai.operation.name": "execute_tool",
-            **t.attributes(
-                {
-                    "gen_ai.tool.call.id": call.call_id,
-                    "opsready.step": call.step,
-                    "opsready.risk_tier": call.risk_tier.value if call.risk_tier else None,
-                    "opsready.decision": call.decision,
-                    "opsready.build_id": call.context.build_id,
-                    "opsready.agent_version": call.context.agent_version,
-                }
-            ),
-        }
-        with t.tracer.start_as_current_span(
-            f"execute_tool {call.tool}", attributes=attributes
-        ) as span:
-            started = time.perf_counter()
-            result: ToolCallResult | None = None
-            try:
-                result = await self._run(call)
-                return result
-            finally:
-                # None: the activity raised (unknown tool, cancelled); Temporal records why.
-                outcome = (
-                    "raised"
-                    if result is None
-                    else "simulated"
-                    if call.simulate
-                    and result.ok
-                    and isinstance(result.output, dict)
-                    and result.output.get("simulated")
-                    else "replayed"
-                    if result.was_replayed
-                    else "ok"
-                    if result.ok
-                    else "error"
-                )
-                t.instruments.tool_calls.add(1, {**labels, "outcome": outcome})
-                if result is None or not result.ok:
-                    t.instruments.tool_errors.add(1, labels)
-                    span.set_status(StatusCode.ERROR, outcome)
-                    span.set_attribute("error.type", "ToolError" if result else "ActivityError")
-                record: dict[str, Any] = {
-                    "tool": call.tool,
-                    "risk_tier": call.risk_tier.value if call.risk_tier else None,
-                    "decision": call.decision,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 1),
-                    "outcome": outcome,
-                    "error": result.error if result else None,
-                }
-                if t.log_content:
-                    record["arguments"] = call.arguments
-                    record["output"] = result.output if result else None
-                (log.info if outcome in ("ok", "replayed", "simulated") else log.warning)(
-                    "tool call", **record
-                )
+        with self._telemetry.tool_call(call) as observed:
+            result = await self._run(call)
+            observed.record(result)
+        return result
 
     async def _run(self, call: ToolCallInput) -> ToolCallResult:
         tool = self._registry.get(call.tool)
