@@ -66,7 +66,6 @@ async def _one_run(client: OpsreadyClient, text: str) -> None:
 async def _round(address: str, settings: Settings, mode: str, runs: int) -> float:
     """CPU seconds per run for `runs` runs in `mode`."""
     from workers.app import build_activities, build_worker
-    from workers.interceptors import CorrelationInterceptor
 
     telemetry = _on() if mode == "on" else _off()
     with open(os.devnull, "w") as sink:  # noqa: ASYNC230 (opening /dev/null does not block)
@@ -76,9 +75,8 @@ async def _round(address: str, settings: Settings, mode: str, runs: int) -> floa
         activities = build_activities(
             settings, providers={"local": LocalProvider()}, telemetry=telemetry
         )
-        interceptors = [CorrelationInterceptor()] if mode == "on" else []
         async with build_worker(
-            temporal, settings, activities=activities, interceptors=interceptors
+            temporal, settings, activities=activities, correlation=mode == "on"
         ):
             await _one_run(client, ANSWERED)  # warm-up: caches, connections
             started = time.process_time()
