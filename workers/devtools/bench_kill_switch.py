@@ -212,7 +212,7 @@ def direct_limit(path: HaltPath) -> int:
 async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopped]]:
     from opsready.connection import connect
     from workers.app import build_activities, build_worker
-    from workers.devserver import DevServer, free_port
+    from workers.devserver import local_temporal
     from workers.kill_switch import KillSwitchListener
 
     results: dict[str, list[Stopped]] = {"flip": [], "bare": []}
@@ -233,7 +233,7 @@ async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopp
         provider = LocalProvider({"support-triage": support_triage, SLOW_AGENT: slow_script})
         flags = FlagClient.from_settings(settings)
         try:
-            with DevServer(settings, port=free_port(), headless=True) as server:
+            async with local_temporal(settings) as server:
                 # The SDK core's own warnings (slow workflow tasks under this load, tool
                 # results arriving after their run was halted) would bury the report.
                 quiet = LoggingConfig(

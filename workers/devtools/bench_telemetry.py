@@ -89,7 +89,7 @@ async def _round(address: str, settings: Settings, mode: str, runs: int) -> floa
 
 
 async def _bench(runs: int, rounds: int) -> float:
-    from workers.devserver import DevServer, free_port
+    from workers.devserver import local_temporal
 
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(  # unversioned: the bench measures telemetry, not routing
@@ -97,7 +97,7 @@ async def _bench(runs: int, rounds: int) -> float:
             task_queue=f"bench-{uuid.uuid4().hex[:6]}",
             worker_versioning=False,
         )
-        with DevServer(settings, port=free_port(), headless=True) as server:
+        async with local_temporal(settings) as server:
             per_run: dict[str, list[float]] = {"off": [], "on": []}
             for _ in range(rounds):
                 for mode in ("off", "on"):

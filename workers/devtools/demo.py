@@ -20,6 +20,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -206,9 +207,30 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> int:
 
 
 async def _demo(settings: Settings, *, keep_running: bool) -> int:
+    from workers.devserver import DEV_PORT, dev_server, is_port_open
+
+    async with AsyncExitStack() as stack:
+        address = os.environ.get("TEMPORAL_ADDRESS") or f"127.0.0.1:{DEV_PORT}"
+        ui_url = settings.ui_url
+        started = not (is_port_open(DEV_PORT) or os.environ.get("TEMPORAL_ADDRESS"))
+        if not started:
+            print(f"Using the Temporal server at {address}")
+        else:
+            print("Starting the Temporal dev server (UI on :8233, data in .temporal/dev.sqlite)")
+            server = await stack.enter_async_context(dev_server(settings))
+            address, ui_url = server.address, server.ui_url or ui_url
+        code = await _demo_on(settings, address, ui_url, started=started, keep_running=keep_running)
+    if started:
+        print("Stopped the Temporal dev server (its data stays in .temporal/)")
+    return code
+
+
+async def _demo_on(
+    settings: Settings, address: str, ui_url: str, *, started: bool, keep_running: bool
+) -> int:
+    """The demo against the server at `address` (`started`: one this process started)."""
     from activities.flags import FlagClient
     from workers.app import build_activities, build_worker
-    from workers.devserver import DevServer, is_port_open
     from workers.kill_switch import KillSwitchListener
     from workers.versioning import (
         build_id,
@@ -217,20 +239,6 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
         versioning_summary,
     )
 
-    server: DevServer | None = None
-    address = os.environ.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233"
-    ui_url = settings.ui_url
-    if is_port_open(7233) or os.environ.get("TEMPORAL_ADDRESS"):
-        print(f"Using the Temporal server at {address}")
-    else:
-        server = DevServer(
-            settings,
-            db_file=Path(".temporal/dev.sqlite"),
-            log_file=Path(".temporal/server.log"),
-        )
-        print("Starting the Temporal dev server (UI on :8233, data in .temporal/dev.sqlite)")
-        await asyncio.to_thread(server.start)
-        address, ui_url = server.address, server.ui_url
     flags_file = settings.data_dir / "demo-flags.json"
     shutil.copyfile(settings.flags_file, flags_file)
     settings = settings.model_copy(update={"flags_file": flags_file})
@@ -246,7 +254,7 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
             print(f"Deployment: {versioning_summary(settings)}")
             # Versioned like `make dev`: on a server of its own the demo's worker is the only
             # one, so its build becomes current; on a shared server only a first deploy does.
-            route = take_over_current_version if server else ensure_current_version
+            route = take_over_current_version if started else ensure_current_version
             change = await route(client.temporal, settings)
             if change is not None:
                 made = " (made current)" if change.after != change.before else ""
@@ -262,7 +270,7 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
             print(f"\nFlags ({flags_file}):")
             runs += await run_flag_scenarios(client, address, flags, flags_file)
             print_summary(runs, ui_url)
-            if server is not None and (keep_running or sys.stdin.isatty()):
+            if started and (keep_running or sys.stdin.isatty()):
                 print("\nThe server and worker keep running so you can explore; Enter stops them.")
                 await asyncio.to_thread(sys.stdin.readline)
         expected = ["completed", "completed", "rejected", "halted", "completed", "halted", "halted"]
@@ -271,6 +279,3 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
         return 0 if ok else 1
     finally:
         flags.close()
-        if server is not None:
-            server.stop()
-            print("Stopped the Temporal dev server (its data stays in .temporal/)")
