@@ -9,7 +9,6 @@ every line carries the correlation fields bound in contextvars and passes redact
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any, TextIO
 
@@ -19,6 +18,7 @@ from structlog.types import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
 from opsready.redaction import Redactor
+from opsready.settings import LogSettings
 
 # Fields temporalio's loggers attach as `extra`, lifted to top-level names.
 _TEMPORAL_EXTRA = {
@@ -86,8 +86,11 @@ def shared_processors(redactor: Redactor) -> list[Processor]:
     ]
 
 
-def log_format(explicit: str | None = None, stream: TextIO | None = None) -> str:
-    chosen = explicit or os.environ.get("OPSREADY_LOG_FORMAT", "").strip().lower()
+def log_format(
+    explicit: str | None = None, stream: TextIO | None = None, settings: LogSettings | None = None
+) -> str:
+    configured = (settings or LogSettings.from_env()).log_format if explicit is None else None
+    chosen = (explicit or configured or "").strip().lower()
     if chosen in ("json", "console"):
         return chosen
     return "console" if (stream or sys.stderr).isatty() else "json"
@@ -99,13 +102,16 @@ def configure_logging(
     level: str | None = None,
     stream: TextIO | None = None,
     redactor: Redactor | None = None,
+    settings: LogSettings | None = None,
 ) -> None:
-    """Configure structlog and the root stdlib logger; safe to call more than once."""
-    redactor = redactor or Redactor.from_env()
+    """Configure structlog and the root stdlib logger; safe to call more than once.
+    Explicit arguments win over `settings` (default: read from the environment)."""
+    settings = settings or LogSettings.from_env()
+    redactor = redactor or Redactor(settings.redact_fields)
     shared = shared_processors(redactor)
     renderer: Processor = (
         structlog.processors.JSONRenderer(default=str)
-        if log_format(fmt, stream) == "json"
+        if log_format(fmt, stream, settings) == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
@@ -129,7 +135,7 @@ def configure_logging(
     activity.logger.activity_info_on_message = False
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel((level or os.environ.get("OPSREADY_LOG_LEVEL") or "INFO").upper())
+    root.setLevel((level or settings.log_level).upper())
 
 
 def get_logger(name: str) -> Any:

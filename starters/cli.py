@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from opsready.errors import OpsreadyError
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.errors import ConfigError, OpsreadyError
+from opsready.settings import PROJECT_ROOT, LogSettings, Settings
 from starters import render
 from starters.cli_common import Command, connect_client, operator, print_json
 from workflows.types import RunStatus
@@ -261,9 +261,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from opsready.logs import configure_logging
 
-    configure_logging()
     try:
         settings = Settings.from_env()
+        configure_logging(settings=settings)
         outcome = COMMANDS[args.command](args, settings)
         if asyncio.iscoroutine(outcome):
             code: int = asyncio.run(outcome)
@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as err:
-        if os.environ.get("OPSREADY_DEBUG"):
+        if _wants_traceback():
             raise
         print(
             f"{PROG}: internal error: {type(err).__name__}: {err} "
@@ -284,6 +284,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _wants_traceback() -> bool:
+    """OPSREADY_DEBUG, read on its own: the error may be in the other settings."""
+    try:
+        return LogSettings.from_env().debug
+    except ConfigError:
+        return False
 
 
 def entrypoint() -> None:
