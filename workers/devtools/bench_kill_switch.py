@@ -32,6 +32,7 @@ from activities.models.local import LocalProvider, support_triage
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
 from opsready.client import OpsreadyClient
+from opsready.console import advance, progress
 from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
 from workflows import contract
@@ -257,11 +258,16 @@ async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopp
                         slow,
                         listener.switches_on,
                     )
-                    await rig.flag_round(min(runs, 10))  # warm-up: caches, connections, batcher
-                    await rig.bare_round(min(runs, 10))
-                    for _ in range(rounds):
-                        results["flip"].append(await rig.flag_round(runs))
-                        results["bare"].append(await rig.bare_round(runs))
+                    with progress() as bar:
+                        task = bar.add_task("warm-up", total=1 + 2 * rounds)
+                        await rig.flag_round(min(runs, 10))  # warm-up: caches, connections
+                        await rig.bare_round(min(runs, 10))
+                        for r in range(1, rounds + 1):
+                            advance(bar, task, f"round {r}/{rounds}: flag flip, {runs} runs")
+                            results["flip"].append(await rig.flag_round(runs))
+                            advance(bar, task, f"round {r}/{rounds}: bare signals, {runs} runs")
+                            results["bare"].append(await rig.bare_round(runs))
+                        advance(bar, task)
         finally:
             flags.close()
     return results

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from activities.models.local import LocalProvider
 from opsready.client import OpsreadyClient
 from opsready.connection import connect
+from opsready.console import advance, progress
 from opsready.logs import configure_logging
 from opsready.settings import Settings
 from opsready.telemetry import Instruments, Telemetry
@@ -99,9 +100,13 @@ async def _bench(runs: int, rounds: int) -> float:
         )
         async with local_temporal(settings) as server:
             per_run: dict[str, list[float]] = {"off": [], "on": []}
-            for _ in range(rounds):
-                for mode in ("off", "on"):
+            steps = [(r, mode) for r in range(1, rounds + 1) for mode in ("off", "on")]
+            with progress() as bar:
+                task = bar.add_task(_step(*steps[0], rounds), total=len(steps))
+                for i, (_, mode) in enumerate(steps):
                     per_run[mode].append(await _round(server.address, settings, mode, runs))
+                    upcoming = steps[i + 1] if i + 1 < len(steps) else None
+                    advance(bar, task, _step(*upcoming, rounds) if upcoming else None)
     configure_logging()
     off, on = (min(per_run[m]) for m in ("off", "on"))
     print(f"runs per round: {runs}, rounds: {rounds} (demo scenarios: answered + approved)")
@@ -114,6 +119,10 @@ async def _bench(runs: int, rounds: int) -> float:
     mean = sum(per_run["on"]) / sum(per_run["off"])
     print(f"  ratio on/off: best round each {ratio:.3f}, mean {mean:.3f}  (target <= 1.10)")
     return ratio
+
+
+def _step(round_: int, mode: str, rounds: int) -> str:
+    return f"round {round_}/{rounds}, telemetry {mode}"
 
 
 def run_bench(runs: int = 40, rounds: int = 3) -> int:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsready.client import OpsreadyClient
+from opsready.console import waiting
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
@@ -88,11 +89,13 @@ async def run_scenarios(
         )
         print(f"  {name:<9} {run_id}: {text}")
         if action is not None:
-            state = await _wait_until_awaiting(client, run_id)
+            with waiting(f"{name}: running until it asks for an approval"):
+                state = await _wait_until_awaiting(client, run_id)
             pending = state.pending_approvals[0]
             print(f"    waiting for approval: {pending.reason}")
             await actor(action, run_id, address)
-        result = await client.result(run_id)
+        with waiting(f"{name}: running"):
+            result = await client.result(run_id)
         print(f"    -> {result.status.value}: {result.reason}")
         runs.append(ScenarioRun(name, run_id, action, result))
     return runs
@@ -120,7 +123,8 @@ async def run_flag_scenarios(
     await opsready(address, "flags", "set", "shadow", candidate, env=env)
     await _until_worker_sees(flags, "shadow", json.loads(candidate))
     run_id = await start("shadowed", SCENARIOS[0][1])
-    result = await client.result(run_id)
+    with waiting("shadowed: running, then its shadow twin"):
+        result = await client.result(run_id)
     print(f"    -> {result.status.value}; shadow twin {result.shadow_run_id}")
     if result.shadow_run_id:
         twin = await client.result(result.shadow_run_id)
@@ -134,10 +138,12 @@ async def run_flag_scenarios(
     runs.append(ScenarioRun("shadowed", run_id, None, result))
 
     run_id = await start("killed", SCENARIOS[1][1])
-    pending = (await _wait_until_awaiting(client, run_id)).pending_approvals[0]
+    with waiting("killed: running until it asks for an approval"):
+        pending = (await _wait_until_awaiting(client, run_id)).pending_approvals[0]
     print(f"    waiting for approval: {pending.reason}")
     await opsready(address, "flags", "kill", "--agent", AGENT, "--reason", "demo", env=env)
-    result = await client.result(run_id)
+    with waiting("killed: the worker's listener halts it"):
+        result = await client.result(run_id)
     print(f"    -> {result.status.value}: {result.reason}")
     runs.append(ScenarioRun("killed", run_id, "kill", result))
     run_id = await start("refused", SCENARIOS[0][1])
