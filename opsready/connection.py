@@ -1,4 +1,4 @@
-"""Connecting to Temporal: envconfig (profile file or TEMPORAL_* variables) + our converter."""
+"""Connecting to Temporal: envconfig (profile file or TEMPORAL_* variables) + `OpsreadyPlugin`."""
 
 from __future__ import annotations
 
@@ -6,18 +6,13 @@ import os
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.opentelemetry import TracingInterceptor
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfigProfile
 
 from opsready.errors import ConfigError, TemporalUnavailableError
+from opsready.plugin import OpsreadyPlugin
 from opsready.telemetry import Telemetry
 
 DEFAULT_ADDRESS = "localhost:7233"
-
-
-def tracing_interceptor(telemetry: Telemetry) -> TracingInterceptor:
-    return TracingInterceptor(telemetry.tracer)
 
 
 def connect_config(address: str | None = None) -> dict[str, Any]:
@@ -37,13 +32,15 @@ def connect_config(address: str | None = None) -> dict[str, Any]:
 async def connect(
     address: str | None = None, *, telemetry: Telemetry | None = None, **extra: Any
 ) -> Client:
-    """A client whose calls start traces (TracingInterceptor): the starter's span is the
-    root of the run's trace, and workers built on this client continue it."""
+    """A client with `OpsreadyPlugin`. With `telemetry` its calls start traces: the
+    starter's span is the root of the run's trace, and workers built on it continue it."""
     config = connect_config(address)
-    if telemetry is not None:
-        extra["interceptors"] = [*extra.get("interceptors", []), tracing_interceptor(telemetry)]
+    plugin = OpsreadyPlugin(
+        tracer=telemetry.tracer if telemetry else None, tracing=telemetry is not None
+    )
+    extra["plugins"] = [plugin, *extra.get("plugins", [])]
     try:
-        return await Client.connect(**config, data_converter=pydantic_data_converter, **extra)
+        return await Client.connect(**config, **extra)
     except RuntimeError as err:
         raise TemporalUnavailableError(
             f"cannot reach Temporal at {config['target_host']} (namespace "

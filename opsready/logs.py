@@ -19,6 +19,7 @@ from structlog.types import EventDict, Processor, WrappedLogger
 from temporalio import activity, workflow
 
 from opsready.redaction import Redactor
+from opsready.settings import LogSettings
 from opsready.telemetry_logs import OTelLogBridge, otel_log_bridge
 
 # Fields temporalio's loggers attach as `extra`, lifted to top-level names.
@@ -87,8 +88,11 @@ def shared_processors(redactor: Redactor) -> list[Processor]:
     ]
 
 
-def log_format(explicit: str | None = None, stream: TextIO | None = None) -> str:
-    chosen = explicit or os.environ.get("OPSREADY_LOG_FORMAT", "").strip().lower()
+def log_format(
+    explicit: str | None = None, stream: TextIO | None = None, settings: LogSettings | None = None
+) -> str:
+    configured = (settings or LogSettings.from_env()).log_format if explicit is None else None
+    chosen = (explicit or configured or "").strip().lower()
     if chosen in ("json", "console"):
         return chosen
     return "console" if (stream or sys.stderr).isatty() else "json"
@@ -100,16 +104,18 @@ def configure_logging(
     level: str | None = None,
     stream: TextIO | None = None,
     redactor: Redactor | None = None,
+    settings: LogSettings | None = None,
 ) -> None:
     """Configure structlog and the root stdlib logger; safe to call more than once.
-
-    With OTEL_LOGS_EXPORTER set, the same records also go to OpenTelemetry
+    Explicit arguments win over `settings` (default: read from the environment). With
+    OTEL_LOGS_EXPORTER set, the same records also go to OpenTelemetry
     (opsready.telemetry_logs)."""
-    redactor = redactor or Redactor.from_env()
+    settings = settings or LogSettings.from_env()
+    redactor = redactor or Redactor(settings.redact_fields)
     shared = shared_processors(redactor)
     renderer: Processor = (
         structlog.processors.JSONRenderer(default=str)
-        if log_format(fmt, stream) == "json"
+        if log_format(fmt, stream, settings) == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
@@ -137,7 +143,7 @@ def configure_logging(
             old.close()  # flush what the bridge being replaced still holds
     bridge = otel_log_bridge(shared, os.environ)
     root.handlers = [handler] if bridge is None else [handler, bridge]
-    root.setLevel((level or os.environ.get("OPSREADY_LOG_LEVEL") or "INFO").upper())
+    root.setLevel((level or settings.log_level).upper())
 
 
 def get_logger(name: str) -> Any:

@@ -9,11 +9,12 @@ what to do with them; `mask_sensitive` masks a chosen subset.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from opsready.settings import LogSettings
 
 MASK = "[REDACTED]"
 
@@ -184,7 +185,8 @@ class Redactor:
 
     @classmethod
     def from_env(cls) -> Redactor:
-        return cls(os.environ.get("OPSREADY_REDACT_FIELDS", "").split(","))
+        """With the extra fields of OPSREADY_REDACT_FIELDS (comma-separated)."""
+        return cls(LogSettings.from_env().redact_fields)
 
     def is_sensitive_field(self, name: str) -> bool:
         lowered = name.lower()

@@ -1,8 +1,11 @@
-"""Typed settings, read from the environment in this one place.
+"""Typed settings, read from the environment in this one place (pydantic-settings).
 
+Every field is the variable `OPSREADY_<FIELD>` unless it names its own (the LaunchDarkly
+variables, `OPSREADY_MODEL`, `OPENAI_API_KEY` as a fallback); the README lists them.
 Temporal connection settings (address, namespace, API key, TLS) come from
-`temporalio.envconfig` (TEMPORAL_* variables or a profile file); everything else opsready
-reads is here, with its variable name and default. The README lists them.
+`temporalio.envconfig` (TEMPORAL_* variables or a profile file), OpenTelemetry's from its
+own OTEL_* variables. `Settings.from_env()` reads the environment; `Settings(...)` is only
+what it is given, so tests and tools never pick up a developer's shell by accident.
 """
 
 from __future__ import annotations
@@ -12,53 +15,112 @@ import shutil
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from opsready.errors import ConfigError, error_parts
 from workflows.contract import DEFAULT_TASK_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "OPSREADY_"
 
-# env variable -> field name
-_ENV: dict[str, str] = {
-    "OPSREADY_TASK_QUEUE": "task_queue",
-    "OPSREADY_AGENTS_DIR": "agents_dir",
-    "OPSREADY_DATA_DIR": "data_dir",
-    "OPSREADY_MODEL": "model_override",
-    "OPSREADY_OPENAI_BASE_URL": "openai_base_url",
-    "OPSREADY_OPENAI_API_KEY": "openai_api_key",
-    "OPSREADY_MODEL_TIMEOUT_SECONDS": "model_timeout_seconds",
-    "OPSREADY_APPROVAL_WEBHOOK_URL": "approval_webhook_url",
-    "OPSREADY_MAX_CACHED_WORKFLOWS": "max_cached_workflows",
-    "OPSREADY_MAX_CONCURRENT_ACTIVITIES": "max_concurrent_activities",
-    "OPSREADY_TEMPORAL_BIN": "temporal_bin",
-    "OPSREADY_UI_URL": "ui_url",
-    "OPSREADY_METRICS_PORT": "metrics_port",
-    "LAUNCHDARKLY_SDK_KEY": "launchdarkly_sdk_key",
-    "OPSREADY_FLAGS_FILE": "flags_file",
-    "OPSREADY_FLAGS_POLL_SECONDS": "flags_poll_seconds",
-    "OPSREADY_FLAGS_START_WAIT_SECONDS": "flags_start_wait_seconds",
-    "LAUNCHDARKLY_BASE_URI": "launchdarkly_base_uri",
-    "LAUNCHDARKLY_API_TOKEN": "launchdarkly_api_token",
-    "LAUNCHDARKLY_API_URL": "launchdarkly_api_url",
-    "LAUNCHDARKLY_PROJECT": "launchdarkly_project",
-    "LAUNCHDARKLY_ENVIRONMENT": "launchdarkly_environment",
-    "OPSREADY_DEPLOYMENT_NAME": "deployment_name",
-    "OPSREADY_BUILD_ID": "build_id",
-    "OPSREADY_WORKER_VERSIONING": "worker_versioning",
-}
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-class Settings(BaseModel):
+class _Environment(EnvSettingsSource):
+    """The process environment or a given mapping; blank values count as unset."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {name.lower(): value for name, value in self._environ.items() if value.strip()}
+
+
+class _EnvSettings(BaseSettings):
+    """Settings read by `from_env` only: explicit construction never reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, populate_by_name=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Self:
+        """The settings from `env` (default: the process environment); a bad value is a
+        ConfigError naming its variable."""
+        values = _Environment(cls, os.environ if env is None else env)()
+        try:
+            return cls(**values)
+        except ValidationError as err:
+            where, message, _ = error_parts(err)
+            raise ConfigError(f"{cls.variable(where.split('.')[0])}: {message}") from None
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable of a field (or of an alias an error names)."""
+        info: FieldInfo | None = cls.model_fields.get(field)
+        if info is None:
+            return field.upper() or "?"
+        alias = info.validation_alias
+        if isinstance(alias, AliasChoices):
+            alias = alias.choices[0]
+        return alias if isinstance(alias, str) else f"{ENV_PREFIX}{field.upper()}"
+
+
+class LogSettings(_EnvSettings):
+    """What logging needs before anything else is read (opsready.logs, opsready.redaction)."""
+
+    log_format: str | None = Field(default=None, description="json or console; else by terminal")
+    log_level: LogLevel = "INFO"
+    log_content: bool = Field(default=False, description="log prompts and completions")
+    redact_fields: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    debug: bool = Field(default=False, description="tracebacks for internal errors")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("redact_fields", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [name.strip() for name in value.split(",") if name.strip()]
+        return value
+
+
+class Settings(LogSettings):
     task_queue: str = DEFAULT_TASK_QUEUE
     agents_dir: Path = PROJECT_ROOT / "agents"
     data_dir: Path = Path(".opsready")
     model_override: str | None = Field(
-        default=None, description="provider/model used instead of each agent's model"
+        default=None,
+        validation_alias="OPSREADY_MODEL",
+        description="provider/model used instead of each agent's model",
     )
     openai_base_url: str = "https://api.openai.com/v1"
-    openai_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("OPSREADY_OPENAI_API_KEY", "OPENAI_API_KEY")
+    )
     model_timeout_seconds: float = Field(default=60.0, gt=0)
     approval_webhook_url: str | None = None
     max_cached_workflows: int = Field(default=1000, ge=10)
@@ -67,36 +129,30 @@ class Settings(BaseModel):
     ui_url: str = "http://localhost:8233"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     # Flags: LaunchDarkly with an SDK key, else the local file through the SDK's file source.
-    launchdarkly_sdk_key: SecretStr | None = None
+    launchdarkly_sdk_key: SecretStr | None = Field(
+        default=None, validation_alias="LAUNCHDARKLY_SDK_KEY"
+    )
     flags_file: Path = PROJECT_ROOT / "temporal-dev" / "flags.json"
     flags_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     flags_start_wait_seconds: float = Field(default=5.0, ge=0, le=60)
-    launchdarkly_base_uri: str | None = None  # a Relay Proxy, for example
+    launchdarkly_base_uri: str | None = Field(  # a Relay Proxy, for example
+        default=None, validation_alias="LAUNCHDARKLY_BASE_URI"
+    )
     # The LaunchDarkly REST API, for `opsready flags` and rollouts when a token is set.
-    launchdarkly_api_token: SecretStr | None = None
-    launchdarkly_api_url: str = "https://app.launchdarkly.com"
-    launchdarkly_project: str = "default"
-    launchdarkly_environment: str = "production"
+    launchdarkly_api_token: SecretStr | None = Field(
+        default=None, validation_alias="LAUNCHDARKLY_API_TOKEN"
+    )
+    launchdarkly_api_url: str = Field(
+        default="https://app.launchdarkly.com", validation_alias="LAUNCHDARKLY_API_URL"
+    )
+    launchdarkly_project: str = Field(default="default", validation_alias="LAUNCHDARKLY_PROJECT")
+    launchdarkly_environment: str = Field(
+        default="production", validation_alias="LAUNCHDARKLY_ENVIRONMENT"
+    )
     # Worker Deployment Versioning.
     deployment_name: str = "opsready"
     build_id: str | None = None
     worker_versioning: bool = True
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        values: dict[str, str] = {
-            field: env[var] for var, field in _ENV.items() if env.get(var, "").strip()
-        }
-        if "openai_api_key" not in values and env.get("OPENAI_API_KEY"):
-            values["openai_api_key"] = env["OPENAI_API_KEY"]
-        try:
-            return cls.model_validate(values)
-        except ValidationError as err:
-            where, message, _ = error_parts(err)
-            field = where.split(".")[0] or "?"
-            var = next((v for v, f in _ENV.items() if f == field), field)
-            raise ConfigError(f"{var}: {message}") from None
 
     def temporal_binary(self) -> str:
         """Path of the `temporal` CLI: the setting, the one beside this Python, or PATH."""

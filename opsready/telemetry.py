@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 
 from opsready import telemetry_calls, telemetry_export
 from opsready.redaction import Redactor
+from opsready.settings import LogSettings
 
 if TYPE_CHECKING:
     from workflows.types import ModelCallInput, ToolCallInput
@@ -135,7 +136,7 @@ class Telemetry:
             tracer=tracer_provider.get_tracer(SCOPE),
             meter=meter,
             instruments=Instruments.create(meter),
-            log_content=env.get("OPSREADY_LOG_CONTENT", "").lower() in ("1", "true", "yes"),
+            log_content=LogSettings.from_env(env).log_content,
             providers=(tracer_provider, meter_provider),
         )
 

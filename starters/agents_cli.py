@@ -9,57 +9,70 @@ from __future__ import annotations
 
 import argparse
 
+from rich.table import Column
+
 from opsready import agent_versions
 from opsready.agent_versions import CURRENT, AgentDiff, AgentVersions
+from opsready.console import table, table_text
 from opsready.settings import Settings
-from starters.cli_common import Command, Subcommands, print_json
+from starters.cli_common import JSON_OUTPUT, Subcommands, add_command, add_group, print_json
 
 
-def register(commands: Subcommands) -> dict[str, Command]:
-    agents = commands.add_parser(
+def register(commands: Subcommands) -> None:
+    agents = add_group(
+        commands,
         "agents",
         help="agent definitions: versions, diffs, snapshots",
         description="Agent definitions (agents/NAME.toml) and their released versions, kept "
         "as exact copies in agents/versions/NAME/VERSION.toml.",
     )
-    sub = agents.add_subparsers(dest="agents_command", metavar="SUBCOMMAND", required=True)
-
-    listing = sub.add_parser(
-        "list", help="each agent: current version, archived versions, edited without a bump?"
+    add_command(
+        agents,
+        "list",
+        cmd_list,
+        parents=(JSON_OUTPUT,),
+        help="each agent: current version, archived versions, edited without a bump?",
     )
-    listing.add_argument("--json", action="store_true", help="print JSON")
-
-    diff = sub.add_parser("diff", help="what changed between two versions of an agent")
+    diff = add_command(
+        agents,
+        "diff",
+        cmd_diff,
+        parents=(JSON_OUTPUT,),
+        help="what changed between two versions of an agent",
+    )
     diff.add_argument("agent", metavar="AGENT")
     diff.add_argument("old", metavar="V1", help=f"an archived version, or {CURRENT}")
     diff.add_argument("new", metavar="V2", help=f"an archived version, or {CURRENT}")
-    diff.add_argument("--json", action="store_true", help="print JSON")
-
-    snapshot = sub.add_parser(
-        "snapshot", help="archive the current definition as agents/versions/NAME/VERSION.toml"
+    snapshot = add_command(
+        agents,
+        "snapshot",
+        cmd_snapshot,
+        parents=(JSON_OUTPUT,),
+        help="archive the current definition as agents/versions/NAME/VERSION.toml",
     )
     snapshot.add_argument("agent", metavar="AGENT")
-    snapshot.add_argument("--json", action="store_true", help="print JSON")
-    return {"agents": cmd_agents}
 
 
-def cmd_agents(args: argparse.Namespace, settings: Settings) -> int:
-    agents_dir = settings.agents_dir
-    if args.agents_command == "list":
-        listed = agent_versions.list_versions(agents_dir)
-        if args.json:
-            print_json(listed)
-        else:
-            print(versions_table(listed))
-        return 0
-    if args.agents_command == "diff":
-        changed = agent_versions.diff(agents_dir, args.agent, args.old, args.new)
-        if args.json:
-            print_json(changed)
-        else:
-            print(diff_text(changed), end="")
-        return 0
-    taken = agent_versions.snapshot(agents_dir, args.agent)
+def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
+    listed = agent_versions.list_versions(settings.agents_dir)
+    if args.json:
+        print_json(listed)
+    else:
+        print(versions_table(listed))
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:
+    changed = agent_versions.diff(settings.agents_dir, args.agent, args.old, args.new)
+    if args.json:
+        print_json(changed)
+    else:
+        print(diff_text(changed), end="")
+    return 0
+
+
+def cmd_snapshot(args: argparse.Namespace, settings: Settings) -> int:
+    taken = agent_versions.snapshot(settings.agents_dir, args.agent)
     if args.json:
         print_json(taken)
     elif taken.is_new:
@@ -72,23 +85,16 @@ def cmd_agents(args: argparse.Namespace, settings: Settings) -> int:
 def versions_table(listed: list[AgentVersions]) -> str:
     if not listed:
         return "no agents"
-    rows = [("AGENT", "CURRENT", "ARCHIVED", "STATE")]
-    for entry in listed:
-        rows.append(
-            (
-                entry.agent,
-                entry.current_version or "-",
-                ", ".join(entry.archived_versions) or "-",
-                _state(entry),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
-        + "  "
-        + row[3]
-        for row in rows
+    rows = table(
+        Column("AGENT", no_wrap=True),
+        Column("CURRENT", no_wrap=True),
+        Column("ARCHIVED", overflow="fold"),
+        Column("STATE", overflow="fold", ratio=1),
     )
+    for entry in listed:
+        archived = ", ".join(entry.archived_versions) or "-"
+        rows.add_row(entry.agent, entry.current_version or "-", archived, _state(entry))
+    return table_text(rows)
 
 
 def _state(entry: AgentVersions) -> str:

@@ -13,59 +13,87 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from rich.table import Column
+
 from opsready.connection import connect
+from opsready.console import table, table_text
 from opsready.deployment import DeploymentStatus, Routing, RoutingChange, WorkerDeployment
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
-from starters.cli_common import Command, Subcommands, print_json
+from starters.cli_common import (
+    JSON_OUTPUT,
+    TEMPORAL,
+    Handler,
+    Subcommands,
+    add_command,
+    add_group,
+    print_json,
+)
 
 _PERCENT = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*%?\s*$")
 
 
-def register(commands: Subcommands) -> dict[str, Command]:
-    deploy = commands.add_parser(
+def register(commands: Subcommands) -> None:
+    deploy = add_group(
+        commands,
         "deploy",
         help="Worker Deployment Versioning: route new runs to a build, ramp, roll back",
         description="Route new agent runs between worker builds (Worker Deployment "
         "Versioning). Runs already started stay on their build until they end.",
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, parents=[TEMPORAL, JSON_OUTPUT])
     common.add_argument(
         "--deployment",
         metavar="NAME",
         help="Worker Deployment name (default: OPSREADY_DEPLOYMENT_NAME, else opsready)",
     )
-    common.add_argument("--json", action="store_true", help="print JSON")
-    sub = deploy.add_subparsers(dest="deploy_command", metavar="SUBCOMMAND", required=True)
-    sub.add_parser(
+    add_command(
+        deploy,
         "status",
-        parents=[common],
+        _on_deployment(_status),
+        parents=(common,),
         help="current and ramping build, every version with its drainage and pinned runs",
     )
-    current = sub.add_parser(
-        "set-current", parents=[common], help="send every new run to this build (promote)"
+    current = add_command(
+        deploy,
+        "set-current",
+        _on_deployment(_set_current),
+        parents=(common,),
+        help="send every new run to this build (promote)",
     )
     current.add_argument("build_id", metavar="BUILD")
-    ramp = sub.add_parser(
+    ramp = add_command(
+        deploy,
         "ramp",
-        parents=[common],
+        _on_deployment(_ramp),
+        parents=(common,),
         help="send PERCENT %% of new runs to BUILD (0 or --stop removes the ramp)",
     )
     ramp.add_argument("build_id", metavar="BUILD", nargs="?")
     ramp.add_argument("percent", metavar="PERCENT", nargs="?", help="above 0 and below 100")
     ramp.add_argument("--stop", action="store_true", help="remove the ramp")
-    sub.add_parser(
+    add_command(
+        deploy,
         "rollback",
-        parents=[common],
+        _on_deployment(_rollback),
+        parents=(common,),
         help="send new runs back to the build that was current before, and remove any ramp",
     )
-    return {"deploy": cmd_deploy}
 
 
-async def cmd_deploy(args: argparse.Namespace, settings: Settings) -> int:
-    client = await connect(args.address)
-    deployment = WorkerDeployment(client, args.deployment or settings.deployment_name)
-    return await _SUBCOMMANDS[args.deploy_command](args, deployment)
+Step = Callable[[argparse.Namespace, WorkerDeployment], Awaitable[int]]
+
+
+def _on_deployment(step: Step) -> Handler:
+    """The handler of a `deploy` subcommand: `step` on the named Worker Deployment."""
+
+    async def handler(args: argparse.Namespace, settings: Settings) -> int:
+        client = await connect(args.address)
+        return await step(
+            args, WorkerDeployment(client, args.deployment or settings.deployment_name)
+        )
+
+    return handler
 
 
 async def _status(args: argparse.Namespace, deployment: WorkerDeployment) -> int:
@@ -96,14 +124,6 @@ async def _ramp(args: argparse.Namespace, deployment: WorkerDeployment) -> int:
 
 async def _rollback(args: argparse.Namespace, deployment: WorkerDeployment) -> int:
     return _report(args, await deployment.rollback())
-
-
-_SUBCOMMANDS: dict[str, Callable[[argparse.Namespace, WorkerDeployment], Awaitable[int]]] = {
-    "status": _status,
-    "set-current": _set_current,
-    "ramp": _ramp,
-    "rollback": _rollback,
-}
 
 
 def parse_percent(text: str) -> float:
@@ -148,13 +168,16 @@ def status_text(status: DeploymentStatus) -> str:
         f"  rollback  {status.previous or '- (no version was current before)'}",
         "",
     ]
-    width = max([len("BUILD"), *(len(v.build_id) for v in status.versions)])
-    lines.append(f"  {'BUILD':<{width}}  {'STATUS':<9} {'DRAINAGE':<9} {'PINNED':>6}  CREATED")
+    rows = table(
+        Column("BUILD", no_wrap=True),
+        Column("STATUS", no_wrap=True),
+        Column("DRAINAGE", no_wrap=True),
+        Column("PINNED", justify="right", no_wrap=True),
+        Column("CREATED", no_wrap=True),
+    )
     for v in status.versions:
         pinned = "?" if v.open_pinned_runs is None else str(v.open_pinned_runs)
-        lines.append(
-            f"  {v.build_id:<{width}}  {v.status:<9} {v.drainage or '-':<9} {pinned:>6}  "
-            f"{_when(v.created_at)}"
-        )
+        rows.add_row(v.build_id, v.status, v.drainage or "-", pinned, _when(v.created_at))
+    lines += [f"  {line}" for line in table_text(rows).splitlines()]
     lines.append("\n  PINNED: open agent runs that finish on that build.")
     return "\n".join(lines)

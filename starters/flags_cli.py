@@ -14,44 +14,61 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from rich.table import Column
+
+from opsready.console import table, table_text
 from opsready.flags import FlagInfo, FlagNotFoundError, FlagStore, flag_store, kill_switch_key
 from opsready.settings import Settings
-from starters.cli_common import Command, Subcommands, print_json
+from starters.cli_common import (
+    JSON_OUTPUT,
+    Handler,
+    Subcommands,
+    add_command,
+    add_group,
+    print_json,
+)
 
 DESCRIPTION_WIDTH = 60
 SERVING_WIDTH = 40
 
 
-def register(commands: Subcommands) -> dict[str, Command]:
-    flags = commands.add_parser(
+def register(commands: Subcommands) -> None:
+    flags = add_group(
+        commands,
         "flags",
         help="list and change feature flags; flip kill switches",
         description="List, read and change feature flags; flip kill switches. Changes go to "
         "LaunchDarkly when LAUNCHDARKLY_API_TOKEN is set, else to OPSREADY_FLAGS_FILE.",
     )
-    sub = flags.add_subparsers(dest="flags_command", metavar="SUBCOMMAND", required=True)
-
-    listing = sub.add_parser("list", help="every flag: on, what it serves, description")
-    listing.add_argument("--json", action="store_true", help="print JSON")
-
-    get = sub.add_parser("get", help="one flag in full")
+    add_command(
+        flags,
+        "list",
+        _with_store(_list),
+        parents=(JSON_OUTPUT,),
+        help="every flag: on, what it serves, description",
+    )
+    get = add_command(
+        flags, "get", _with_store(_get), parents=(JSON_OUTPUT,), help="one flag in full"
+    )
     get.add_argument("key", metavar="KEY")
-    get.add_argument("--json", action="store_true", help="print JSON")
-
-    set_ = sub.add_parser("set", help="turn a flag on and serve one value to everyone")
+    set_ = add_command(
+        flags,
+        "set",
+        _with_store(_set),
+        parents=(JSON_OUTPUT,),
+        help="turn a flag on and serve one value to everyone",
+    )
     set_.add_argument("key", metavar="KEY")
     set_.add_argument(
         "value",
         metavar="VALUE",
         help="JSON when it parses (true, 3, null, '\"3\"', '[\"a\"]'), else plain text",
     )
-    set_.add_argument("--json", action="store_true", help="print the flag as JSON")
-
-    for name, help_text in (
-        ("kill", "stop everything, one agent or one tool: its kill switch serves true"),
-        ("unkill", "undo a kill: the kill switch serves false again"),
+    for name, step, help_text in (
+        ("kill", _kill, "stop everything, one agent or one tool: its kill switch serves true"),
+        ("unkill", _unkill, "undo a kill: the kill switch serves false again"),
     ):
-        switch = sub.add_parser(name, help=help_text)
+        switch = add_command(flags, name, _with_store(step), parents=(JSON_OUTPUT,), help=help_text)
         scope = switch.add_mutually_exclusive_group()
         scope.add_argument(
             "--agent", metavar="AGENT", help="only this agent's runs (default: everything)"
@@ -60,18 +77,24 @@ def register(commands: Subcommands) -> dict[str, Command]:
             "--tool", metavar="TOOL", help="only calls of this tool (default: everything)"
         )
         switch.add_argument("--reason", help="why; LaunchDarkly keeps it with the change")
-        switch.add_argument("--json", action="store_true", help="print the flag as JSON")
-    return {"flags": cmd_flags}
 
 
-async def cmd_flags(args: argparse.Namespace, settings: Settings) -> int:
-    # httpx logs each LaunchDarkly request at INFO; this command prints its own one line.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    store = flag_store(settings)
-    try:
-        return await _SUBCOMMANDS[args.flags_command](args, store, settings)
-    finally:
-        await store.aclose()
+Step = Callable[[argparse.Namespace, FlagStore, Settings], Awaitable[int]]
+
+
+def _with_store(step: Step) -> Handler:
+    """The handler of a `flags` subcommand: `step` with the configured flag store."""
+
+    async def handler(args: argparse.Namespace, settings: Settings) -> int:
+        # httpx logs each LaunchDarkly request at INFO; the command prints its own line.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        store = flag_store(settings)
+        try:
+            return await step(args, store, settings)
+        finally:
+            await store.aclose()
+
+    return handler
 
 
 async def _list(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
@@ -98,19 +121,19 @@ async def _set(args: argparse.Namespace, store: FlagStore, settings: Settings) -
     return 0
 
 
-async def _switch(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
-    key = kill_switch_key(args.agent, args.tool)
-    scope = (
+def _scope(args: argparse.Namespace) -> str:
+    return (
         f"agent {args.agent}" if args.agent else f"tool {args.tool}" if args.tool else "everything"
     )
-    if args.flags_command == "unkill":
-        info = await store.unkill(agent=args.agent, tool=args.tool, reason=args.reason)
-        _report(args, info, f"unkilled {scope}: {key} now serves {info.serving()}", store)
-        return 0
+
+
+async def _kill(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
+    key = kill_switch_key(args.agent, args.tool)
     existed = await _exists(store, key)
     info = await store.kill(agent=args.agent, tool=args.tool, reason=args.reason)
     created = "" if existed else " (created)"
-    _report(args, info, f"killed {scope}: {key}{created} now serves {info.serving()}", store)
+    line = f"killed {_scope(args)}: {key}{created} now serves {info.serving()}"
+    _report(args, info, line, store)
     if args.agent and not existed and not (settings.agents_dir / f"{args.agent}.toml").exists():
         print(
             f"note: no agent {args.agent!r} in {settings.agents_dir}; check the spelling",
@@ -119,13 +142,11 @@ async def _switch(args: argparse.Namespace, store: FlagStore, settings: Settings
     return 0
 
 
-_SUBCOMMANDS: dict[str, Callable[[argparse.Namespace, FlagStore, Settings], Awaitable[int]]] = {
-    "list": _list,
-    "get": _get,
-    "set": _set,
-    "kill": _switch,
-    "unkill": _switch,
-}
+async def _unkill(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
+    key = kill_switch_key(args.agent, args.tool)
+    info = await store.unkill(agent=args.agent, tool=args.tool, reason=args.reason)
+    _report(args, info, f"unkilled {_scope(args)}: {key} now serves {info.serving()}", store)
+    return 0
 
 
 async def _exists(store: FlagStore, key: str) -> bool:
@@ -159,24 +180,24 @@ def _as_json(info: FlagInfo) -> dict[str, Any]:
     return {**info.model_dump(mode="json"), "serving": info.serving()}
 
 
-def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
 def flags_table(flags: list[FlagInfo], location: str) -> str:
     if not flags:
         return f"no flags in {location}"
-    serving = {f.key: _cut(f.serving(), SERVING_WIDTH) for f in flags}
-    key_width = max(len("key"), *(len(f.key) for f in flags))
-    serving_width = max(len("serving"), *(len(s) for s in serving.values()))
-    lines = [f"{'key':<{key_width}}  on   {'serving':<{serving_width}}  description"]
+    rows = table(
+        Column("key", no_wrap=True),
+        Column("on", no_wrap=True),
+        Column("serving", overflow="ellipsis", no_wrap=True, max_width=SERVING_WIDTH),
+        Column("description", overflow="ellipsis", no_wrap=True, max_width=DESCRIPTION_WIDTH),
+    )
     for f in flags:
-        lines.append(
-            f"{f.key:<{key_width}}  {'yes' if f.on else 'no':<3}  "
-            f"{serving[f.key]:<{serving_width}}  {_cut(f.description, DESCRIPTION_WIDTH)}"
+        rows.add_row(
+            f.key, "yes" if f.on else "no", _one_line(f.serving()), _one_line(f.description)
         )
-    return "\n".join(lines)
+    return table_text(rows)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def flag_text(info: FlagInfo, location: str) -> str:

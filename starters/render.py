@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from rich.table import Column
+
 from opsready.client import RunSummary, state_of
+from opsready.console import table, table_text
 from workflows.types import AgentRunResult, AgentRunState
 
 
@@ -70,16 +73,26 @@ def result_text(run_id: str, agent: str, result: AgentRunResult) -> str:
     return state_text(run_id, state_of(agent, result))
 
 
-def runs_table(runs: list[RunSummary]) -> str:
+def runs_table(runs: list[RunSummary], width: int | None = None) -> str:
+    """One line per run, as wide as the terminal (or `width`); the run id is never cut:
+    it is what the next command needs."""
     if not runs:
         return "no runs"
-    header = f"{'run':<44} {'agent':<16} {'status':<18} {'tokens':>7} {'cost $':>9}  started"
-    lines = [header]
+    rows = table(
+        Column("run", no_wrap=True, min_width=max(len(run.run_id) for run in runs)),
+        Column("agent", overflow="ellipsis", no_wrap=True),
+        Column("status", no_wrap=True),
+        Column("tokens", justify="right", no_wrap=True),
+        Column("cost $", justify="right", no_wrap=True),
+        Column("started", no_wrap=True),
+    )
     for run in runs:
-        started = f"{run.started_at:%Y-%m-%d %H:%M:%S}" if run.started_at else "-"
-        cost = f"{run.cost_usd:.6f}" if run.cost_usd is not None else "-"
-        lines.append(
-            f"{run.run_id:<44} {run.agent or '-':<16} {run.status:<18} "
-            f"{run.tokens if run.tokens is not None else '-':>7} {cost:>9}  {started}"
+        rows.add_row(
+            run.run_id,
+            run.agent or "-",
+            run.status,
+            "-" if run.tokens is None else str(run.tokens),
+            "-" if run.cost_usd is None else f"{run.cost_usd:.6f}",
+            f"{run.started_at:%Y-%m-%d %H:%M:%S}" if run.started_at else "-",
         )
-    return "\n".join(lines)
+    return table_text(rows, width)

@@ -9,10 +9,8 @@ every command takes the flag key or the id.
 from __future__ import annotations
 
 import argparse
-import re
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -25,30 +23,27 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.client import QUERY_TIMEOUT, describe_workflow, require_running
-from opsready.deployment import WorkerDeployment, control_build_of, ramp_refusal
-from opsready.errors import OpsreadyError, RunEndedError, error_parts
-from opsready.flags import FlagNotFoundError, flag_store
+from opsready.errors import OpsreadyError, RunEndedError
 from opsready.settings import Settings
-from starters.cli_common import Command, Subcommands, connect_client, operator, print_json
-from workflows.contract import ROLLOUT_WORKFLOW, Query, Signal, Update
-from workflows.rollout_types import (
-    ROLLOUT_ID_PREFIX,
-    AbortRequest,
-    DeploymentTarget,
-    HealthGates,
-    RolloutPlan,
-    RolloutRequest,
-    RolloutState,
-    rollout_id,
+from starters.cli_common import (
+    JSON_OUTPUT,
+    TEMPORAL,
+    Subcommands,
+    add_command,
+    add_group,
+    connect_client,
+    operator,
+    print_json,
 )
+from starters.rollout_request import check_deployment, check_flag, id_of, request_from, valid
+from workflows.contract import ROLLOUT_WORKFLOW, Query, Signal, Update
+from workflows.rollout_types import AbortRequest, RolloutRequest, RolloutState
 from workflows.types import ApprovalDecision
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd]?)$")
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
-
-def register(commands: Subcommands) -> dict[str, Command]:
-    rollout = commands.add_parser(
+def register(commands: Subcommands) -> None:
+    rollout = add_group(
+        commands,
         "rollout",
         help="canary rollouts: move a flag or a worker build from control to candidate in stages",
         description="Move traffic of a flag from its control variation to a candidate (or new "
@@ -56,15 +51,57 @@ def register(commands: Subcommands) -> dict[str, Command]:
         "checking run health at each one; a person approves 100%. Failing health, a "
         "rejection or no answer rolls back to 0%.",
     )
-    sub = rollout.add_subparsers(dest="rollout_command", metavar="SUBCOMMAND", required=True)
-
-    start = sub.add_parser(
+    start = add_command(
+        rollout,
         "start",
+        cmd_start,
+        parents=(TEMPORAL, JSON_OUTPUT),
         help="start a rollout of FLAG, or of a build with --deployment (one at a time each)",
         description="A flag rollout: FLAG --candidate N [--control N]. A worker build "
         "rollout: --deployment NAME --candidate-build BUILD [--control-build BUILD]; it ramps "
         "the build's share of new runs and compares runs by build id.",
     )
+    _start_options(start)
+
+    status = add_command(
+        rollout,
+        "status",
+        cmd_status,
+        parents=(TEMPORAL, JSON_OUTPUT),
+        help="where a rollout stands and every check's numbers",
+    )
+    status.add_argument("rollout", metavar="FLAG|ID")
+
+    for name, approved, verb in (
+        ("approve", True, "approve"),
+        ("reject", False, "reject (rolls back)"),
+    ):
+        decide = add_command(
+            rollout,
+            name,
+            cmd_decide,
+            parents=(TEMPORAL, JSON_OUTPUT),
+            help=f"{verb} the step to 100%%",
+        )
+        decide.set_defaults(approved=approved)
+        decide.add_argument("rollout", metavar="FLAG|ID")
+        decide.add_argument("--as", dest="approver", required=True, help="who decides")
+        decide.add_argument("--comment", help="why; kept in the rollout's state")
+        decide.add_argument("--request-id", help="approval request id (default: the pending one)")
+
+    abort = add_command(
+        rollout,
+        "abort",
+        cmd_abort,
+        parents=(TEMPORAL,),
+        help="roll back to 0%% now, from any stage",
+    )
+    abort.add_argument("rollout", metavar="FLAG|ID")
+    abort.add_argument("--reason", required=True, help="why; kept in the rollout's state")
+    abort.add_argument("--by", default=operator(), help="who aborts (default: login name)")
+
+
+def _start_options(start: argparse.ArgumentParser) -> None:
     start.add_argument("flag", metavar="FLAG", nargs="?", help="flag key, e.g. agent-variant")
     start.add_argument("--candidate", type=int, metavar="N", help="variation index to roll out")
     start.add_argument(
@@ -99,57 +136,47 @@ def register(commands: Subcommands) -> dict[str, Command]:
         help="who may approve 100%% (one or more; required)",
     )
     start.add_argument("--by", default=operator(), help="who starts it (default: login name)")
-    start.add_argument("--json", action="store_true", help="print JSON")
-
-    status = sub.add_parser("status", help="where a rollout stands and every check's numbers")
-    status.add_argument("rollout", metavar="FLAG|ID")
-    status.add_argument("--json", action="store_true", help="print JSON")
-
-    for name, verb in (("approve", "approve"), ("reject", "reject (rolls back)")):
-        decide = sub.add_parser(name, help=f"{verb} the step to 100%%")
-        decide.add_argument("rollout", metavar="FLAG|ID")
-        decide.add_argument("--as", dest="approver", required=True, help="who decides")
-        decide.add_argument("--comment", help="why; kept in the rollout's state")
-        decide.add_argument("--request-id", help="approval request id (default: the pending one)")
-        decide.add_argument("--json", action="store_true", help="print the state as JSON")
-
-    abort = sub.add_parser("abort", help="roll back to 0%% now, from any stage")
-    abort.add_argument("rollout", metavar="FLAG|ID")
-    abort.add_argument("--reason", required=True, help="why; kept in the rollout's state")
-    abort.add_argument("--by", default=operator(), help="who aborts (default: login name)")
-    return {"rollout": cmd_rollout}
 
 
-async def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
-    if args.rollout_command == "start":
-        request = request_from(args)
-        if request.deployment is None:
-            await _check_flag(request, settings)
-        temporal = (await connect_client(args, settings)).temporal
-        if request.deployment is not None:
-            await _check_deployment(temporal, request.deployment)
-        return await _start(temporal, request, settings, as_json=args.json)
+async def cmd_start(args: argparse.Namespace, settings: Settings) -> int:
+    request = request_from(args)
+    if request.deployment is None:
+        await check_flag(request, settings)
+    temporal = (await connect_client(args, settings)).temporal
+    if request.deployment is not None:
+        await check_deployment(temporal, request.deployment)
+    return await _start(temporal, request, settings, as_json=args.json)
+
+
+async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     temporal = (await connect_client(args, settings)).temporal
     workflow_id = id_of(args.rollout)
-    if args.rollout_command == "status":
-        state = await rollout_state(temporal, workflow_id)
-        if args.json:
-            print_json(state)
-        else:
-            print(state_text(workflow_id, state))
-        return 0
+    state = await rollout_state(temporal, workflow_id)
+    if args.json:
+        print_json(state)
+    else:
+        print(state_text(workflow_id, state))
+    return 0
+
+
+async def cmd_abort(args: argparse.Namespace, settings: Settings) -> int:
+    temporal = (await connect_client(args, settings)).temporal
+    workflow_id = id_of(args.rollout)
     await _require_running(temporal, workflow_id)
-    if args.rollout_command == "abort":
-        abort = _valid(AbortRequest, reason=args.reason, by=args.by)
-        await _call(
-            workflow_id, temporal.get_workflow_handle(workflow_id).signal(Signal.ABORT, abort)
-        )
-        print(f"abort sent to {workflow_id}: the candidate goes back to 0% now")
-        return 0
-    decision = _valid(
+    abort = valid(AbortRequest, reason=args.reason, by=args.by)
+    await _call(workflow_id, temporal.get_workflow_handle(workflow_id).signal(Signal.ABORT, abort))
+    print(f"abort sent to {workflow_id}: the candidate goes back to 0% now")
+    return 0
+
+
+async def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
+    temporal = (await connect_client(args, settings)).temporal
+    workflow_id = id_of(args.rollout)
+    await _require_running(temporal, workflow_id)
+    decision = valid(
         ApprovalDecision,
         request_id=args.request_id,
-        approved=args.rollout_command == "approve",
+        approved=args.approved,
         approver=args.approver,
         comment=args.comment,
     )
@@ -163,163 +190,6 @@ async def cmd_rollout(args: argparse.Namespace, settings: Settings) -> int:
         verb = "approved" if decision.approved else "rejected"
         print(f"{verb} by {decision.approver}; {workflow_id} is now {state.status}")
     return 0
-
-
-# --- building the request ----------------------------------------------------------------
-
-
-def id_of(flag_or_id: str) -> str:
-    """`rollout-FLAG` for a flag key; an id that already has the prefix (`rollout-FLAG`,
-    `rollout-deploy-NAME`) as it is."""
-    return flag_or_id if flag_or_id.startswith(ROLLOUT_ID_PREFIX) else rollout_id(flag_or_id)
-
-
-def seconds_of(text: str, option: str) -> float:
-    """`600`, `90s`, `10m`, `1.5h`, `2d` in seconds."""
-    match = _DURATION.match(text.strip().lower())
-    if match is None or float(match[1]) <= 0:
-        raise OpsreadyError(f"{option}: {text!r} is not a duration like 600, 90s, 10m, 1h")
-    return float(match[1]) * _UNIT_SECONDS[match[2]]
-
-
-def stages_of(text: str) -> list[float]:
-    try:
-        return [float(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise OpsreadyError(f"--stages: {text!r} is not a list like 1,5,25,50,100") from None
-
-
-def request_from(args: argparse.Namespace) -> RolloutRequest:
-    if not args.approvers:
-        raise OpsreadyError("--approver NAME is required: a person approves the step to 100%")
-    plan = _valid(
-        RolloutPlan,
-        stages=stages_of(args.stages),
-        soak_seconds=seconds_of(args.soak, "--soak"),
-        max_soaks_per_stage=args.max_soaks,
-        approval_timeout_seconds=seconds_of(args.approval_timeout, "--approval-timeout"),
-        gates=_valid(HealthGates, min_samples=args.min_samples),
-    )
-    request: RolloutRequest = _valid(
-        RolloutRequest,
-        **target_of(args),
-        agent=args.agent,
-        plan=plan,
-        requested_by=args.by,
-        approvers=args.approvers,
-    )
-    return request
-
-
-_FLAG_OPTIONS = {"flag": "FLAG", "candidate": "--candidate", "control": "--control"}
-_DEPLOY_OPTIONS = {
-    "deployment": "--deployment",
-    "candidate_build": "--candidate-build",
-    "control_build": "--control-build",
-}
-_EITHER = (
-    "FLAG --candidate N (a flag rollout) or --deployment NAME --candidate-build BUILD "
-    "(a worker build rollout)"
-)
-
-
-def target_of(args: argparse.Namespace) -> dict[str, Any]:
-    """The request fields of the rollout's target: a flag's variations or a deployment's
-    builds, never a mix; a missing or mixed option is one line naming it."""
-    flag_given = [option for key, option in _FLAG_OPTIONS.items() if getattr(args, key) is not None]
-    deploy_given = [
-        option for key, option in _DEPLOY_OPTIONS.items() if getattr(args, key) is not None
-    ]
-    if flag_given and deploy_given:
-        raise OpsreadyError(
-            f"{flag_given[0]} and {deploy_given[0]} do not mix: a rollout moves either {_EITHER}"
-        )
-    if deploy_given:
-        if args.deployment is None:
-            raise OpsreadyError(f"{deploy_given[0]} needs --deployment NAME: the one to ramp")
-        if args.candidate_build is None:
-            raise OpsreadyError("--deployment needs --candidate-build BUILD: the build to roll out")
-        target = _valid(
-            DeploymentTarget,
-            deployment=args.deployment,
-            candidate_build=args.candidate_build,
-            control_build=args.control_build,
-        )
-        return {"deployment": target}
-    if args.flag is None:
-        raise OpsreadyError(f"what to roll out? give {_EITHER}")
-    if args.candidate is None:
-        raise OpsreadyError("FLAG needs --candidate N: the variation to roll out")
-    return {
-        "flag": args.flag,
-        "candidate_variation": args.candidate,
-        "control_variation": args.control,
-    }
-
-
-# A model field -> the command-line option that sets it, for error messages.
-_OPTIONS = {
-    "flag": "FLAG",
-    "candidate_variation": "--candidate",
-    "control_variation": "--control",
-    "deployment": "--deployment",
-    "candidate_build": "--candidate-build",
-    "control_build": "--control-build",
-    "stages": "--stages",
-    "max_soaks_per_stage": "--max-soaks",
-    "min_samples": "--min-samples",
-    "requested_by": "--by",
-    "approvers": "--approver",
-    "approver": "--as",
-    "comment": "--comment",
-    "request_id": "--request-id",
-    "reason": "--reason",
-    "by": "--by",
-}
-
-
-def _valid(model: Any, **values: Any) -> Any:
-    """`model(**values)`, or an OpsreadyError naming the option at fault in one line."""
-    try:
-        return model(**values)
-    except ValidationError as err:
-        where, message, _ = error_parts(err)
-        field = where.rsplit(".", 1)[-1]
-        option = _OPTIONS.get(field, field)
-        raise OpsreadyError(f"{option}: {message}" if option else message) from None
-
-
-async def _check_flag(request: RolloutRequest, settings: Settings) -> None:
-    """Refuse an unknown flag or variation now, when the flag store is reachable from here;
-    otherwise the rollout itself refuses it (it ends `aborted`, with the same reason)."""
-    assert request.flag is not None  # a flag rollout
-    store = flag_store(settings)
-    try:
-        info = await store.get_flag(request.flag)
-    except FlagNotFoundError:
-        raise
-    except Exception:
-        return
-    finally:
-        await store.aclose()
-    options = {"--candidate": request.candidate_variation, "--control": request.control_variation}
-    for option, index in options.items():
-        if index is not None and not 0 <= index < len(info.variations):
-            choices = ", ".join(f"{i}={info.show(i)}" for i in range(len(info.variations)))
-            raise OpsreadyError(f"{option}: {request.flag} has no variation {index} ({choices})")
-
-
-async def _check_deployment(temporal: Client, target: DeploymentTarget) -> None:
-    """Refuse now what the first ramp would refuse: an unknown deployment or build, a
-    candidate already current, a control that is not current, another build's ramp."""
-    status = await WorkerDeployment(temporal, target.deployment).status(count_runs=False)
-    refusal = ramp_refusal(
-        status,
-        target.candidate_build,
-        control_build_of(status, target.candidate_build, target.control_build),
-    )
-    if refusal is not None:
-        raise OpsreadyError(refusal)
 
 
 # --- talking to the workflow -------------------------------------------------------------

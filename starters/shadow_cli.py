@@ -17,7 +17,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
-from starters.cli_common import Command, Subcommands, connect_client, print_json
+from starters.cli_common import (
+    JSON_OUTPUT,
+    TEMPORAL,
+    Subcommands,
+    add_command,
+    add_group,
+    connect_client,
+    print_json,
+)
 from workflows.contract import AGENT_RUN_WORKFLOW
 from workflows.types import AgentRunResult, ShadowComparison
 
@@ -41,17 +49,20 @@ class ShadowReport(BaseModel):
     differences: list[dict[str, Any]]  # the pairs that disagree, most dissimilar first
 
 
-def register(commands: Subcommands) -> dict[str, Command]:
-    shadow = commands.add_parser("shadow", help="shadow runs: a candidate vs production")
-    sub = shadow.add_subparsers(dest="shadow_command", metavar="COMMAND", required=True)
-    report = sub.add_parser("report", help="agreement and differences of an agent's shadows")
+def register(commands: Subcommands) -> None:
+    shadow = add_group(commands, "shadow", help="shadow runs: a candidate vs production")
+    report = add_command(
+        shadow,
+        "report",
+        cmd_shadow_report,
+        parents=(TEMPORAL, JSON_OUTPUT),
+        help="agreement and differences of an agent's shadows",
+    )
     report.add_argument("agent", help="agent name")
     report.add_argument("--limit", type=int, default=200, help="latest shadow runs (200)")
-    report.add_argument("--json", action="store_true", help="print JSON")
-    return {"shadow": cmd_shadow}
 
 
-async def cmd_shadow(args: argparse.Namespace, settings: Settings) -> int:
+async def cmd_shadow_report(args: argparse.Namespace, settings: Settings) -> int:
     if args.limit < 1:
         raise OpsreadyError("--limit must be at least 1")
     client = await connect_client(args, settings)

@@ -1,4 +1,19 @@
-"""Wiring of one worker: the workflows, the activities and their dependencies."""
+"""Wiring of one worker: the workflows, the activities and their dependencies, carried by
+one Temporal plugin (`OpsreadyWorkerPlugin`), and `build_worker` for opsready's processes.
+
+Service code runs a worker in two lines:
+
+    client = await Client.connect(address, plugins=[OpsreadyPlugin()])
+    worker = Worker(client, task_queue=settings.task_queue,
+                    plugins=[OpsreadyWorkerPlugin(settings)])
+
+`OpsreadyWorkerPlugin` is `opsready.OpsreadyPlugin` (converter, sandbox passthrough) plus
+what only a worker has: the workflows, the activities, the correlation interceptor and
+Worker Versioning (the deployment from the settings; without versioning,
+`UnversionedWorkflows`). Tracing comes from the client: a worker built on a client
+connected with `OpsreadyPlugin` continues the starter's traces (a second tracing
+interceptor here would record every span twice).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Worker, WorkerConfig
 
 from activities.config import ConfigActivities
 from activities.flags import FlagActivities, FlagClient, shared_flag_client
@@ -21,6 +36,7 @@ from activities.tools.activity import ToolActivities
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolRegistry
 from activities.tools.support import support_tools
+from opsready.plugin import OpsreadyPlugin
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workers.interceptors import CorrelationInterceptor
@@ -87,34 +103,58 @@ def build_activities(
     ]
 
 
+class OpsreadyWorkerPlugin(OpsreadyPlugin):
+    """opsready's workflows and activities for a worker; `activities` replaces the real
+    ones (tests, benches); `correlation=False` leaves log correlation out (the bench's
+    telemetry-off side)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        activities: Sequence[Callable[..., Any]] | None = None,
+        workflows: Sequence[type] = WORKFLOWS,
+        correlation: bool = True,
+    ) -> None:
+        super().__init__(
+            tracing=False,
+            workflows=workflows,
+            activities=activities or (),
+            interceptors=[CorrelationInterceptor()] if correlation else [],
+        )
+        self.settings = settings
+        self._builds_activities = activities is None
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        config = super().configure_worker(config)
+        if self._builds_activities:
+            # Built here rather than in __init__: approval links need the client's namespace.
+            built = build_activities(self.settings, namespace=config["client"].namespace)
+            config["activities"] = [*config.get("activities", []), *built]
+        if config.get("deployment_config") is None:
+            config["deployment_config"] = deployment_config(self.settings)
+        if not is_versioned(config.get("deployment_config")):
+            config["interceptors"] = [*config.get("interceptors", []), UnversionedWorkflows()]
+        return config
+
+
 def build_worker(
     client: Client,
     settings: Settings,
     *,
     task_queue: str | None = None,
     activities: Sequence[Callable[..., Any]] | None = None,
+    correlation: bool = True,
     **worker_options: Any,
 ) -> Worker:
+    """A worker on the settings' task queue and limits, wired by `OpsreadyWorkerPlugin`;
+    `worker_options` go to `Worker` as they are (identity, deployment_config...)."""
+    plugin = OpsreadyWorkerPlugin(settings, activities=activities, correlation=correlation)
     return Worker(
         client,
         task_queue=task_queue or settings.task_queue,
-        workflows=WORKFLOWS,
-        activities=activities
-        if activities is not None
-        else build_activities(settings, namespace=client.namespace),
+        plugins=[plugin],
         max_cached_workflows=settings.max_cached_workflows,
         max_concurrent_activities=settings.max_concurrent_activities,
-        **_worker_options(settings, worker_options),
+        **worker_options,
     )
-
-
-def _worker_options(settings: Settings, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Interceptors and versioning, which callers may override (`build_worker(**options)`)."""
-    options: dict[str, Any] = {"interceptors": [CorrelationInterceptor()]}
-    config = deployment_config(settings)
-    if config is not None:
-        options["deployment_config"] = config
-    options.update(overrides)
-    if not is_versioned(options.get("deployment_config")):
-        options["interceptors"] = [*options["interceptors"], UnversionedWorkflows()]
-    return options

@@ -5,30 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
+from contextlib import AsyncExitStack, suppress
 
 from opsready.settings import Settings
 from opsready.telemetry import export_summary
-from workers.devserver import DevServer, is_port_open
+from workers.devserver import DEV_PORT, dev_server, is_port_open
 from workers.main import run_worker
 from workers.versioning import versioning_summary
 
 
 def run_dev(settings: Settings) -> int:
-    server: DevServer | None = None
+    with suppress(KeyboardInterrupt):
+        asyncio.run(_dev(settings))
+    return 0
+
+
+async def _dev(settings: Settings) -> None:
     address = os.environ.get("TEMPORAL_ADDRESS")
-    if address is None and is_port_open(7233):
-        address = "127.0.0.1:7233"
-        print("A Temporal server already listens on :7233; using it.")
-    if address is None:
-        server = DevServer(
-            settings,
-            db_file=Path(".temporal/dev.sqlite"),
-            log_file=Path(".temporal/server.log"),
-        )
-        print("Starting the Temporal dev server (data in .temporal/dev.sqlite)...")
-        server.start()
-        address = server.address
+    if address is None and is_port_open(DEV_PORT):
+        address = f"127.0.0.1:{DEV_PORT}"
+        print(f"A Temporal server already listens on :{DEV_PORT}; using it.")
+    async with AsyncExitStack() as stack:
+        started = address is None
+        if address is None:
+            print("Starting the Temporal dev server (data in .temporal/dev.sqlite)...")
+            address = (await stack.enter_async_context(dev_server(settings))).address
+        _print_banner(settings, address, started=started)
+        # On a server of its own, dev's worker is the deployment's only one: its version
+        # becomes current even over the build the persistent database remembers.
+        await run_worker(settings, address=address, take_over=started)
+    if started:
+        print("Stopped the Temporal dev server.")
+
+
+def _print_banner(settings: Settings, address: str, *, started: bool) -> None:
     print(
         f"\nTemporal:     {address} (namespace default)\n"
         f"Temporal UI:  {settings.ui_url}/namespaces/default/workflows\n"
@@ -43,19 +53,8 @@ def run_dev(settings: Settings) -> int:
         "              opsready list --status awaiting_approval\n"
         "              opsready approve RUN --as alice\n"
         "              opsready deploy status\n"
-        "Ctrl-C stops the worker" + (" and the server.\n" if server else ".\n")
+        "Ctrl-C stops the worker" + (" and the server.\n" if started else ".\n")
     )
-    try:
-        # On a server of its own, dev's worker is the deployment's only one: its version
-        # becomes current even over the build the persistent database remembers.
-        asyncio.run(run_worker(settings, address=address, take_over=server is not None))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if server is not None:
-            server.stop()
-            print("Stopped the Temporal dev server.")
-    return 0
 
 
 def _flags_source(settings: Settings) -> str:

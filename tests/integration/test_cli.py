@@ -4,12 +4,13 @@ start, query, approve (by the CLI and by `temporal workflow signal`), reject, ha
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -239,11 +240,23 @@ async def test_unreachable_temporal_is_one_line_with_exit_code_4(cli: Cli) -> No
     assert done.code == 4
 
 
-def test_every_command_has_help() -> None:
-    from starters.cli import COMMANDS, build_parser
+def command_paths(
+    parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[str, ...]]:
+    """Every command and subcommand, as the words that name it (`("flags", "kill")`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from command_paths(sub, (*prefix, name))
 
-    parser = build_parser()
-    for name in COMMANDS:
+
+def test_every_command_has_help() -> None:
+    from starters.cli import build_parser
+
+    paths = list(command_paths(build_parser()))
+    assert ("flags", "kill") in paths and ("status",) in paths
+    for path in paths:
         with pytest.raises(SystemExit) as exited:
-            parser.parse_args([name, "--help"])
-        assert exited.value.code == 0
+            build_parser().parse_args([*path, "--help"])
+        assert exited.value.code == 0, path

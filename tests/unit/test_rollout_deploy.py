@@ -21,7 +21,8 @@ from opsready.deployment import (
     ramp_refusal,
 )
 from opsready.errors import OpsreadyError
-from starters.rollout_cli import id_of, register, request_from, state_text
+from starters.rollout_cli import register, state_text
+from starters.rollout_request import id_of, request_from
 from workflows.contract import ErrorType
 from workflows.rollout_types import (
     DeploymentTarget,

@@ -205,6 +205,7 @@ async def test_missing_flag_uses_defaults_marks_the_run_and_refuses_destructive_
 ) -> None:
     async with flag_rig(time_env, tmp_path) as rig:
         write_flags(rig.settings.flags_file, lambda flags: flags.pop("model"))
+        await rig.until_flag("model", None)  # the default, when the flag is gone
         text = f"close it {uuid.uuid4().hex[:6]}"
         rig.scripted.scripts[text] = close_then_answer("acct-7")
         _, result = await rig.run("tester", text)

@@ -32,6 +32,7 @@ from activities.models.local import LocalProvider, support_triage
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
 from opsready.client import OpsreadyClient
+from opsready.console import advance, progress
 from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
 from workflows import contract
@@ -212,7 +213,7 @@ def direct_limit(path: HaltPath) -> int:
 async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopped]]:
     from opsready.connection import connect
     from workers.app import build_activities, build_worker
-    from workers.devserver import DevServer, free_port
+    from workers.devserver import local_temporal
     from workers.kill_switch import KillSwitchListener
 
     results: dict[str, list[Stopped]] = {"flip": [], "bare": []}
@@ -233,7 +234,7 @@ async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopp
         provider = LocalProvider({"support-triage": support_triage, SLOW_AGENT: slow_script})
         flags = FlagClient.from_settings(settings)
         try:
-            with DevServer(settings, port=free_port(), headless=True) as server:
+            async with local_temporal(settings) as server:
                 # The SDK core's own warnings (slow workflow tasks under this load, tool
                 # results arriving after their run was halted) would bury the report.
                 quiet = LoggingConfig(
@@ -257,11 +258,16 @@ async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopp
                         slow,
                         listener.switches_on,
                     )
-                    await rig.flag_round(min(runs, 10))  # warm-up: caches, connections, batcher
-                    await rig.bare_round(min(runs, 10))
-                    for _ in range(rounds):
-                        results["flip"].append(await rig.flag_round(runs))
-                        results["bare"].append(await rig.bare_round(runs))
+                    with progress() as bar:
+                        task = bar.add_task("warm-up", total=1 + 2 * rounds)
+                        await rig.flag_round(min(runs, 10))  # warm-up: caches, connections
+                        await rig.bare_round(min(runs, 10))
+                        for r in range(1, rounds + 1):
+                            advance(bar, task, f"round {r}/{rounds}: flag flip, {runs} runs")
+                            results["flip"].append(await rig.flag_round(runs))
+                            advance(bar, task, f"round {r}/{rounds}: bare signals, {runs} runs")
+                            results["bare"].append(await rig.bare_round(runs))
+                        advance(bar, task)
         finally:
             flags.close()
     return results

@@ -29,6 +29,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from activities.models.local import LocalProvider
 from opsready.client import OpsreadyClient
 from opsready.connection import connect
+from opsready.console import advance, progress
 from opsready.logs import configure_logging
 from opsready.settings import Settings
 from opsready.telemetry import Instruments, Telemetry
@@ -66,7 +67,6 @@ async def _one_run(client: OpsreadyClient, text: str) -> None:
 async def _round(address: str, settings: Settings, mode: str, runs: int) -> float:
     """CPU seconds per run for `runs` runs in `mode`."""
     from workers.app import build_activities, build_worker
-    from workers.interceptors import CorrelationInterceptor
 
     telemetry = _on() if mode == "on" else _off()
     with open(os.devnull, "w") as sink:  # noqa: ASYNC230 (opening /dev/null does not block)
@@ -76,9 +76,8 @@ async def _round(address: str, settings: Settings, mode: str, runs: int) -> floa
         activities = build_activities(
             settings, providers={"local": LocalProvider()}, telemetry=telemetry
         )
-        interceptors = [CorrelationInterceptor()] if mode == "on" else []
         async with build_worker(
-            temporal, settings, activities=activities, interceptors=interceptors
+            temporal, settings, activities=activities, correlation=mode == "on"
         ):
             await _one_run(client, ANSWERED)  # warm-up: caches, connections
             started = time.process_time()
@@ -91,7 +90,7 @@ async def _round(address: str, settings: Settings, mode: str, runs: int) -> floa
 
 
 async def _bench(runs: int, rounds: int) -> float:
-    from workers.devserver import DevServer, free_port
+    from workers.devserver import local_temporal
 
     with tempfile.TemporaryDirectory() as scratch:
         settings = Settings(  # unversioned: the bench measures telemetry, not routing
@@ -99,11 +98,15 @@ async def _bench(runs: int, rounds: int) -> float:
             task_queue=f"bench-{uuid.uuid4().hex[:6]}",
             worker_versioning=False,
         )
-        with DevServer(settings, port=free_port(), headless=True) as server:
+        async with local_temporal(settings) as server:
             per_run: dict[str, list[float]] = {"off": [], "on": []}
-            for _ in range(rounds):
-                for mode in ("off", "on"):
+            steps = [(r, mode) for r in range(1, rounds + 1) for mode in ("off", "on")]
+            with progress() as bar:
+                task = bar.add_task(_step(*steps[0], rounds), total=len(steps))
+                for i, (_, mode) in enumerate(steps):
                     per_run[mode].append(await _round(server.address, settings, mode, runs))
+                    upcoming = steps[i + 1] if i + 1 < len(steps) else None
+                    advance(bar, task, _step(*upcoming, rounds) if upcoming else None)
     configure_logging()
     off, on = (min(per_run[m]) for m in ("off", "on"))
     print(f"runs per round: {runs}, rounds: {rounds} (demo scenarios: answered + approved)")
@@ -116,6 +119,10 @@ async def _bench(runs: int, rounds: int) -> float:
     mean = sum(per_run["on"]) / sum(per_run["off"])
     print(f"  ratio on/off: best round each {ratio:.3f}, mean {mean:.3f}  (target <= 1.10)")
     return ratio
+
+
+def _step(round_: int, mode: str, rounds: int) -> str:
+    return f"round {round_}/{rounds}, telemetry {mode}"
 
 
 def run_bench(runs: int = 40, rounds: int = 3) -> int:

@@ -20,11 +20,13 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from opsready.client import OpsreadyClient
+from opsready.console import waiting
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
@@ -87,11 +89,13 @@ async def run_scenarios(
         )
         print(f"  {name:<9} {run_id}: {text}")
         if action is not None:
-            state = await _wait_until_awaiting(client, run_id)
+            with waiting(f"{name}: running until it asks for an approval"):
+                state = await _wait_until_awaiting(client, run_id)
             pending = state.pending_approvals[0]
             print(f"    waiting for approval: {pending.reason}")
             await actor(action, run_id, address)
-        result = await client.result(run_id)
+        with waiting(f"{name}: running"):
+            result = await client.result(run_id)
         print(f"    -> {result.status.value}: {result.reason}")
         runs.append(ScenarioRun(name, run_id, action, result))
     return runs
@@ -119,7 +123,8 @@ async def run_flag_scenarios(
     await opsready(address, "flags", "set", "shadow", candidate, env=env)
     await _until_worker_sees(flags, "shadow", json.loads(candidate))
     run_id = await start("shadowed", SCENARIOS[0][1])
-    result = await client.result(run_id)
+    with waiting("shadowed: running, then its shadow twin"):
+        result = await client.result(run_id)
     print(f"    -> {result.status.value}; shadow twin {result.shadow_run_id}")
     if result.shadow_run_id:
         twin = await client.result(result.shadow_run_id)
@@ -133,10 +138,12 @@ async def run_flag_scenarios(
     runs.append(ScenarioRun("shadowed", run_id, None, result))
 
     run_id = await start("killed", SCENARIOS[1][1])
-    pending = (await _wait_until_awaiting(client, run_id)).pending_approvals[0]
+    with waiting("killed: running until it asks for an approval"):
+        pending = (await _wait_until_awaiting(client, run_id)).pending_approvals[0]
     print(f"    waiting for approval: {pending.reason}")
     await opsready(address, "flags", "kill", "--agent", AGENT, "--reason", "demo", env=env)
-    result = await client.result(run_id)
+    with waiting("killed: the worker's listener halts it"):
+        result = await client.result(run_id)
     print(f"    -> {result.status.value}: {result.reason}")
     runs.append(ScenarioRun("killed", run_id, "kill", result))
     run_id = await start("refused", SCENARIOS[0][1])
@@ -206,9 +213,30 @@ def run_demo(settings: Settings, *, keep_running: bool = False) -> int:
 
 
 async def _demo(settings: Settings, *, keep_running: bool) -> int:
+    from workers.devserver import DEV_PORT, dev_server, is_port_open
+
+    async with AsyncExitStack() as stack:
+        address = os.environ.get("TEMPORAL_ADDRESS") or f"127.0.0.1:{DEV_PORT}"
+        ui_url = settings.ui_url
+        started = not (is_port_open(DEV_PORT) or os.environ.get("TEMPORAL_ADDRESS"))
+        if not started:
+            print(f"Using the Temporal server at {address}")
+        else:
+            print("Starting the Temporal dev server (UI on :8233, data in .temporal/dev.sqlite)")
+            server = await stack.enter_async_context(dev_server(settings))
+            address, ui_url = server.address, server.ui_url or ui_url
+        code = await _demo_on(settings, address, ui_url, started=started, keep_running=keep_running)
+    if started:
+        print("Stopped the Temporal dev server (its data stays in .temporal/)")
+    return code
+
+
+async def _demo_on(
+    settings: Settings, address: str, ui_url: str, *, started: bool, keep_running: bool
+) -> int:
+    """The demo against the server at `address` (`started`: one this process started)."""
     from activities.flags import FlagClient
     from workers.app import build_activities, build_worker
-    from workers.devserver import DevServer, is_port_open
     from workers.kill_switch import KillSwitchListener
     from workers.versioning import (
         build_id,
@@ -217,20 +245,6 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
         versioning_summary,
     )
 
-    server: DevServer | None = None
-    address = os.environ.get("TEMPORAL_ADDRESS") or "127.0.0.1:7233"
-    ui_url = settings.ui_url
-    if is_port_open(7233) or os.environ.get("TEMPORAL_ADDRESS"):
-        print(f"Using the Temporal server at {address}")
-    else:
-        server = DevServer(
-            settings,
-            db_file=Path(".temporal/dev.sqlite"),
-            log_file=Path(".temporal/server.log"),
-        )
-        print("Starting the Temporal dev server (UI on :8233, data in .temporal/dev.sqlite)")
-        await asyncio.to_thread(server.start)
-        address, ui_url = server.address, server.ui_url
     flags_file = settings.data_dir / "demo-flags.json"
     shutil.copyfile(settings.flags_file, flags_file)
     settings = settings.model_copy(update={"flags_file": flags_file})
@@ -246,7 +260,7 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
             print(f"Deployment: {versioning_summary(settings)}")
             # Versioned like `make dev`: on a server of its own the demo's worker is the only
             # one, so its build becomes current; on a shared server only a first deploy does.
-            route = take_over_current_version if server else ensure_current_version
+            route = take_over_current_version if started else ensure_current_version
             change = await route(client.temporal, settings)
             if change is not None:
                 made = " (made current)" if change.after != change.before else ""
@@ -262,7 +276,7 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
             print(f"\nFlags ({flags_file}):")
             runs += await run_flag_scenarios(client, address, flags, flags_file)
             print_summary(runs, ui_url)
-            if server is not None and (keep_running or sys.stdin.isatty()):
+            if started and (keep_running or sys.stdin.isatty()):
                 print("\nThe server and worker keep running so you can explore; Enter stops them.")
                 await asyncio.to_thread(sys.stdin.readline)
         expected = ["completed", "completed", "rejected", "halted", "completed", "halted", "halted"]
@@ -271,6 +285,3 @@ async def _demo(settings: Settings, *, keep_running: bool) -> int:
         return 0 if ok else 1
     finally:
         flags.close()
-        if server is not None:
-            server.stop()
-            print("Stopped the Temporal dev server (its data stays in .temporal/)")
