@@ -22,7 +22,8 @@ from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows.contract import Activity, ErrorType
-from workflows.types import FlagEvaluation, ResolveConfigInput, RunConfig, RunContext
+from workflows.payloads import ResolveConfigInput, RunConfig, RunContext
+from workflows.types import FlagEvaluation
 
 
 class ConfigActivities:

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
-from workflows.types import Budgets, Candidate, FlagEvaluation, ModelPrice
+from workflows.payloads import Budgets, ModelPrice
+from workflows.types import Candidate, FlagEvaluation
 
 # The flags every run evaluates, with the value that means "as the agent defines it".
 RUN_FLAGS: dict[str, Any] = {

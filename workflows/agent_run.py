@@ -21,6 +21,23 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 from workflows import calls, shadow, visibility
 from workflows.approvals import ApprovalBook
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
+from workflows.payloads import (
+    ChatMessage,
+    KillSwitchCheck,
+    KillSwitchInput,
+    ModelCallInput,
+    ModelCallResult,
+    ModelPrice,
+    NotifyApproversInput,
+    ResolveConfigInput,
+    RunCheckpoint,
+    RunConfig,
+    RunContext,
+    ToolCallInput,
+    ToolCallRequest,
+    ToolCallResult,
+    ToolSpec,
+)
 from workflows.policy import add_usage, budget_breach, tool_gate
 from workflows.types import (
     AgentRunRequest,
@@ -28,29 +45,14 @@ from workflows.types import (
     AgentRunState,
     ApprovalDecision,
     ApprovalRecord,
-    ChatMessage,
     ComparedRun,
     HaltRequest,
-    KillSwitchCheck,
-    KillSwitchInput,
-    ModelCallInput,
-    ModelCallResult,
-    ModelPrice,
-    NotifyApproversInput,
     PendingApproval,
-    ResolveConfigInput,
-    RunCheckpoint,
-    RunConfig,
-    RunContext,
     RunStatus,
     SafetyEvent,
     StopReason,
-    ToolCallInput,
     ToolCallRecord,
-    ToolCallRequest,
-    ToolCallResult,
     ToolDecision,
-    ToolSpec,
 )
 
 # Patch ids: a change to the commands AgentRun emits ships behind one (see README,

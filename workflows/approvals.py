@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from workflows.payloads import RunConfig
 from workflows.policy import approver_error
 from workflows.types import (
     AgentRunState,
@@ -15,7 +16,6 @@ from workflows.types import (
     ApprovalRecord,
     HaltRequest,
     PendingApproval,
-    RunConfig,
 )
 
 

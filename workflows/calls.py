@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows.contract import Activity, ErrorType
-from workflows.types import (
+from workflows.payloads import (
     CompareShadowInput,
     KillSwitchCheck,
     KillSwitchInput,
@@ -23,10 +23,10 @@ from workflows.types import (
     ResolveConfigInput,
     RunConfig,
     RunOutcome,
-    ShadowComparison,
     ToolCallInput,
     ToolCallResult,
 )
+from workflows.types import ShadowComparison
 
 CONFIG_RETRY = RetryPolicy(
     maximum_attempts=3,

@@ -9,16 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.contract import SafetyKind
-from workflows.types import (
-    ApprovalPolicy,
-    Budgets,
-    ModelPrice,
-    RiskTier,
-    RunConfig,
-    StopReason,
-    ToolSpec,
-    Usage,
-)
+from workflows.payloads import ApprovalPolicy, Budgets, ModelPrice, RunConfig, ToolSpec
+from workflows.types import RiskTier, StopReason, Usage
 
 _MILLION = 1_000_000
 

@@ -14,14 +14,8 @@ from temporalio.workflow import ParentClosePolicy
 
 from workflows import calls
 from workflows.contract import AGENT_RUN_WORKFLOW, Signal
-from workflows.types import (
-    AgentRunRequest,
-    Candidate,
-    ComparedRun,
-    CompareShadowInput,
-    ShadowComparison,
-    ShadowOrigin,
-)
+from workflows.payloads import CompareShadowInput
+from workflows.types import AgentRunRequest, Candidate, ComparedRun, ShadowComparison, ShadowOrigin
 
 
 def twin_id(run_id: str) -> str:

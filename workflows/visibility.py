@@ -12,15 +12,13 @@ from typing import Any
 from temporalio.common import SearchAttributeUpdate
 
 from workflows import contract
+from workflows.payloads import RunConfig, RunContext, RunOutcome
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
     ComparedRun,
     ConfigSummary,
-    RunConfig,
-    RunContext,
-    RunOutcome,
 )
 
 

@@ -20,8 +20,8 @@ from activities.models.base import ModelProvider
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
+from workflows.payloads import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
 from workflows.policy import price_usage
-from workflows.types import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
 
 log = structlog.get_logger("opsready.model")
 

@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _ORDER_ID = re.compile(r"\bA-\d{4}\b")
 _AMOUNT = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from opsready.errors import one_line
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _MAX_RETRY_AFTER_SECONDS = 120.0
 _MAX_ERROR_CHARS = 300

@@ -13,7 +13,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities.tools.registry import Tool, ToolContext
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, RiskTier, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.types import RiskTier
 
 Script = Callable[[ModelCallInput], ChatMessage]
 

@@ -44,14 +44,13 @@ from tests.fakes.scripted import (
 from workers.app import build_activities, build_worker
 from workers.versioning import UnversionedWorkflows
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
+from workflows.payloads import ChatMessage, ModelCallInput
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
     ApprovalDecision,
-    ChatMessage,
     HaltRequest,
-    ModelCallInput,
     RunStatus,
     StopReason,
 )

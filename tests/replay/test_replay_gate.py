@@ -27,7 +27,8 @@ from tests.replay.scenarios import SCENARIOS, scenario_rig, time_skipping_env
 from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import AGENT_RUN_WORKFLOW, Activity
-from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval, RunConfig
+from workflows.payloads import RunConfig
+from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval
 
 HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 QUIET_SECONDS = 60

@@ -13,7 +13,8 @@ from opsready.agents import list_agents, load_agent
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from workflows.types import ResolveConfigInput, RiskTier
+from workflows.payloads import ResolveConfigInput
+from workflows.types import RiskTier
 
 GOOD = """
 name = "helper"

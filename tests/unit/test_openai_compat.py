@@ -16,7 +16,8 @@ from temporalio.exceptions import ApplicationError
 from activities.models.openai_compat import OpenAICompatProvider
 from tests.fakes.openai_server import FakeOpenAI
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, RiskTier, ToolCallRequest, ToolSpec
+from workflows.payloads import ChatMessage, ModelCallInput, ToolCallRequest, ToolSpec
+from workflows.types import RiskTier
 
 KEY = "sk-test-unit-4f9a1c"
 

@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from workflows.payloads import ApprovalPolicy, ApprovalRule, Budgets, ModelPrice, ToolSpec
 from workflows.policy import add_usage, approval_reason, approver_error, budget_breach, price_usage
-from workflows.types import (
-    ApprovalPolicy,
-    ApprovalRule,
-    Budgets,
-    ModelPrice,
-    RiskTier,
-    StopReason,
-    ToolSpec,
-    Usage,
-)
+from workflows.types import RiskTier, StopReason, Usage
 
 PRICE = ModelPrice(input_per_million_usd=0.15, output_per_million_usd=0.60)
 

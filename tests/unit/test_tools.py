@@ -16,7 +16,7 @@ from activities.tools.registry import ToolRegistry
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT
 from tests.fakes.scripted import ScriptedProvider, calls
-from workflows.types import ChatMessage, ModelCallInput, ToolCallInput
+from workflows.payloads import ChatMessage, ModelCallInput, ToolCallInput
 
 DATA = PROJECT_ROOT / "agents" / "data" / "support-triage"
 
@@ -87,7 +87,7 @@ async def test_unknown_tool_on_the_worker_is_not_retried(
 def model_input(provider: str, text: str, tools: list[str], step: int = 1) -> ModelCallInput:
     from activities.config import ConfigActivities
     from opsready.settings import Settings
-    from workflows.types import ResolveConfigInput
+    from workflows.payloads import ResolveConfigInput
 
     registry = ToolRegistry(support_tools(DATA))
     config = ConfigActivities(Settings(), registry).resolve(

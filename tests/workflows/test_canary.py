@@ -32,6 +32,7 @@ from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Query, Signal, Update
+from workflows.payloads import RunOutcome
 from workflows.rollout_types import (
     AbortRequest,
     Cohort,
@@ -43,7 +44,7 @@ from workflows.rollout_types import (
     SetRolloutInput,
     SetRolloutResult,
 )
-from workflows.types import ApprovalDecision, RunOutcome, RunStatus, Usage
+from workflows.types import ApprovalDecision, RunStatus, Usage
 
 FLAG = "agent-variant"
 AGENT = "support-triage"

@@ -39,6 +39,7 @@ from tests.workflows.test_canary import (
 )
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Update
+from workflows.payloads import RunOutcome
 from workflows.rollout_types import (
     CohortComparison,
     CompareCohortsInput,
@@ -49,7 +50,7 @@ from workflows.rollout_types import (
     SetDeploymentRampInput,
     SetDeploymentRampResult,
 )
-from workflows.types import ApprovalDecision, RunOutcome
+from workflows.types import ApprovalDecision
 
 DEPLOYMENT = "opsready"
 OLD, NEW, OTHER = "1.0.0+aaaaaaa", "1.1.0+bbbbbbb", "0.9.0+ccccccc"
