@@ -2,7 +2,8 @@
 replay check that reads them.
 
 Recording plays `tests.replay.scenarios.SCENARIOS` on a throw-away time-skipping server
-and writes each run's history as `tests/histories/agent_run-<scenario>.json`. The replay
+and writes each run's history as `tests/histories/agent_run-<scenario>.json`, then the
+rollouts of `tests.replay.rollout_scenarios` as `canary_rollout-<scenario>.json`. The replay
 tests (tests/replay/) replay every file against the current workflow code; `replay_history`
 reports a failure with the file, the workflow and the event where the code diverged.
 """
@@ -27,17 +28,21 @@ from temporalio.worker import Replayer
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
+from tests.fakes.canary import Canary, canary_rig
+from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS, RolloutScenario
 from tests.replay.scenarios import SCENARIOS, Rig, Scenario, scenario_rig, time_skipping_env
+from workflows.rollout_types import RolloutState
 from workflows.types import AgentRunResult
 
 # Recorded by the demo before the kill-switch patch: they prove runs started on that code
 # still replay, so they are kept as they are and never re-recorded.
 LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
 FILE_PREFIX = "agent_run-"
+ROLLOUT_FILE_PREFIX = "canary_rollout-"
 
 
-def history_path(out_dir: Path, name: str) -> Path:
-    return out_dir / f"{FILE_PREFIX}{name}.json"
+def history_path(out_dir: Path, name: str, prefix: str = FILE_PREFIX) -> Path:
+    return out_dir / f"{prefix}{name}.json"
 
 
 def file_names(scenario: Scenario) -> list[str]:
@@ -74,6 +79,13 @@ async def _record(settings: Settings, out_dir: Path) -> list[Path]:
                     written.append(path)
                     ended = _ending(history) or result.status.value
                     print(f"wrote {path} ({ended}, {len(history.events)} events)")
+            for rollout in ROLLOUT_SCENARIOS:
+                async with canary_rig(env, Path(scratch) / rollout.name) as canary:
+                    history, state = await play_rollout(canary, rollout)
+                path = history_path(out_dir, rollout.name, ROLLOUT_FILE_PREFIX)
+                path.write_text(history.to_json())
+                written.append(path)
+                print(f"wrote {path} ({state.status}, {len(history.events)} events)")
     return written
 
 
@@ -106,6 +118,21 @@ async def play(rig: Rig, scenario: Scenario) -> list[tuple[str, WorkflowHistory,
         history = await twin.fetch_history()
         taken.append((names[-1], _with_workflow_id(history, twin.id), twin_result))
     return taken
+
+
+async def play_rollout(
+    canary: Canary, scenario: RolloutScenario
+) -> tuple[WorkflowHistory, RolloutState]:
+    """Play one rollout scenario; its history and final state. Raises when it did not end
+    (or decide its approval) the way the scenario says."""
+    handle, state = await scenario.play(canary)
+    approval = state.approval.outcome if state.approval else None
+    if (state.status, approval) != (scenario.ends, scenario.approval):
+        raise OpsreadyError(
+            f"rollout scenario {scenario.name} ended {state.status} (approval {approval}: "
+            f"{state.reason}), expected {scenario.ends} (approval {scenario.approval})"
+        )
+    return _with_workflow_id(await handle.fetch_history(), handle.id), state
 
 
 def _check(name: str, result: AgentRunResult, status: str, stop_reason: str | None) -> None:

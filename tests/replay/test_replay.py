@@ -17,13 +17,16 @@ from typing import Any
 import pytest
 
 from tests.replay.recorder import (
+    FILE_PREFIX,
     LEGACY_SCENARIOS,
+    ROLLOUT_FILE_PREFIX,
     file_names,
     history_path,
     load_history,
     patch_ids,
     replay_history,
 )
+from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
 from workflows.agent_run import KILL_SWITCH_PATCH
@@ -31,6 +34,7 @@ from workflows.types import RunStatus, StopReason
 
 HISTORY_DIR = Path(__file__).parent.parent / "histories"
 HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+AGENT_RUN_HISTORIES = [path for path in HISTORIES if path.name.startswith(FILE_PREFIX)]
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
@@ -79,13 +83,27 @@ def facts(path: Path) -> Facts:
 
 @pytest.fixture(scope="module")
 def all_facts() -> dict[str, Facts]:
-    return {path.stem.removeprefix("agent_run-"): facts(path) for path in HISTORIES}
+    return {path.stem.removeprefix(FILE_PREFIX): facts(path) for path in AGENT_RUN_HISTORIES}
 
 
 def test_every_scenario_has_its_golden_histories() -> None:
-    expected = {*LEGACY_SCENARIOS, *(name for s in SCENARIOS for name in file_names(s))}
-    missing = sorted(name for name in expected if not history_path(HISTORY_DIR, name).exists())
+    expected = [
+        history_path(HISTORY_DIR, name)
+        for name in (*LEGACY_SCENARIOS, *(name for s in SCENARIOS for name in file_names(s)))
+    ] + [history_path(HISTORY_DIR, s.name, ROLLOUT_FILE_PREFIX) for s in ROLLOUT_SCENARIOS]
+    missing = sorted(path.name for path in expected if not path.exists())
     assert not missing, f"no golden history for {missing}: run `make histories`"
+
+
+def test_rollout_histories_cover_every_way_its_approval_ends() -> None:
+    outcomes = set()
+    for path in HISTORY_DIR.glob(f"{ROLLOUT_FILE_PREFIX}*.json"):
+        last = json.loads(path.read_text())["events"][-1]
+        result = _payload(
+            last["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]
+        )
+        outcomes.add((result["approval"] or {}).get("outcome"))
+    assert {"approved", "rejected", "timed_out", None} <= outcomes
 
 
 def test_golden_histories_cover_every_status_and_stop_reason(all_facts: dict[str, Facts]) -> None:
