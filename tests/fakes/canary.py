@@ -166,7 +166,6 @@ class Canary:
 async def canary_rig(env: WorkflowEnvironment, root: Path) -> AsyncIterator[Canary]:
     """A worker running `CanaryRollout` on `env`, with a copy of the flag file and an outcome
     store under `root`; the rollout activities are the real ones behind thin wrappers."""
-    root.mkdir(parents=True, exist_ok=True)
     flags_file = root / "flags.json"
     shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", flags_file)
     settings = Settings(

@@ -80,7 +80,7 @@ async def _record(settings: Settings, out_dir: Path) -> list[Path]:
                     ended = _ending(history) or result.status.value
                     print(f"wrote {path} ({ended}, {len(history.events)} events)")
             for rollout in ROLLOUT_SCENARIOS:
-                async with canary_rig(env, Path(scratch) / rollout.name) as canary:
+                async with canary_rig(env, Path(tempfile.mkdtemp(dir=scratch))) as canary:
                     history, state = await play_rollout(canary, rollout)
                 path = history_path(out_dir, rollout.name, ROLLOUT_FILE_PREFIX)
                 path.write_text(history.to_json())

@@ -25,6 +25,7 @@ from tests.replay.recorder import (
 )
 from tests.replay.scenarios import SCENARIOS, scenario_rig, time_skipping_env
 from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
+from workflows.approvals import ApprovalBook
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import AGENT_RUN_WORKFLOW, Activity
 from workflows.payloads import RunConfig
@@ -38,23 +39,26 @@ PINNED = VersioningBehavior.PINNED
 
 # Unsandboxed: the gate is about the commands a class emits, which the sandbox does not
 # change, and the sandbox would re-import this test module (and its I/O) for every run.
+async def decided_within(book: ApprovalBook, pending: PendingApproval, seconds: float) -> bool:
+    try:
+        await workflow.wait_condition(lambda: book.is_decided(pending.request_id), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
 class UnguardedQuietPeriod(AgentRunWorkflow):
     @workflow.run
     async def run(self, request: AgentRunRequest) -> AgentRunResult:
         return await super().run(request)
 
-    async def _notify(
-        self,
-        config: RunConfig,
-        pending: PendingApproval,
-        recipients: list[str],
-        *,
-        is_escalation: bool = False,
+    async def notify(
+        self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
     ) -> None:
-        if not is_escalation and await self._approvals.wait(pending, QUIET_SECONDS):
+        if not escalate and await decided_within(self._approvals, pending, QUIET_SECONDS):
             return  # decided before anyone had to be paged
-        await super()._notify(config, pending, recipients, is_escalation=is_escalation)
+        await super().notify(config, pending, recipients, escalate)
 
 
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
@@ -63,18 +67,13 @@ class PatchedQuietPeriod(AgentRunWorkflow):
     async def run(self, request: AgentRunRequest) -> AgentRunResult:
         return await super().run(request)
 
-    async def _notify(
-        self,
-        config: RunConfig,
-        pending: PendingApproval,
-        recipients: list[str],
-        *,
-        is_escalation: bool = False,
+    async def notify(
+        self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
     ) -> None:
-        is_quiet = not is_escalation and workflow.patched(QUIET_PATCH)
-        if is_quiet and await self._approvals.wait(pending, QUIET_SECONDS):
+        is_quiet = not escalate and workflow.patched(QUIET_PATCH)
+        if is_quiet and await decided_within(self._approvals, pending, QUIET_SECONDS):
             return
-        await super()._notify(config, pending, recipients, is_escalation=is_escalation)
+        await super().notify(config, pending, recipients, escalate)
 
 
 def notifies_approvers(path: Path) -> bool:
