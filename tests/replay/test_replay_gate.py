@@ -5,13 +5,22 @@ The change: give approvers a quiet period. Today a run notifies its approvers, t
 changed, it first waits up to a minute for a decision (someone watching the UI) and pages
 only when none came. That puts a timer before the notify activity, so every history that
 notified approvers no longer replays, unless the change is patched.
+
+The patched class asks `workflow.patched` once, at the top of `run`: the run's first
+workflow task holds only its start, so the recording and every replay ask in the same task.
+It used to ask inside `notify`, right after the tool's kill-switch local activity, in
+whichever task that result landed; a replay that asks in another task than the recording
+did fails with "Non-deprecated patch marker encountered ... no corresponding change
+command", which this test did once under load (issue 8).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from temporalio import workflow
+from temporalio.client import WorkflowHistory
 from temporalio.common import VersioningBehavior
 
 from tests.replay.recorder import (
@@ -65,15 +74,31 @@ class UnguardedQuietPeriod(AgentRunWorkflow):
 class PatchedQuietPeriod(AgentRunWorkflow):
     @workflow.run
     async def run(self, request: AgentRunRequest) -> AgentRunResult:
+        self._has_quiet_period = workflow.patched(QUIET_PATCH)  # first task: see docstring
         return await super().run(request)
 
     async def notify(
         self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
     ) -> None:
-        is_quiet = not escalate and workflow.patched(QUIET_PATCH)
+        is_quiet = self._has_quiet_period and not escalate
         if is_quiet and await decided_within(self._approvals, pending, QUIET_SECONDS):
             return
         await super().notify(config, pending, recipients, escalate)
+
+
+def first_task_markers(history: WorkflowHistory) -> list[str]:
+    """The patch ids recorded by the run's first workflow task (before its first activity)."""
+    ids = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            break
+        marker = event.marker_recorded_event_attributes
+        if (
+            event.HasField("marker_recorded_event_attributes")
+            and marker.marker_name == "core_patch"
+        ):
+            ids.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return ids
 
 
 def notifies_approvers(path: Path) -> bool:
@@ -132,6 +157,7 @@ async def test_patched_reordering_replays_old_histories_and_its_own(tmp_path: Pa
     path.write_text(history.to_json())
     assert result.approvals[0].approver == "bob"
     assert patch_ids(history) == {KILL_SWITCH_PATCH, QUIET_PATCH}
+    assert first_task_markers(history) == [QUIET_PATCH]  # asked where replays ask it too
     assert not notifies_approvers(path)
 
     [report] = await replay_histories([path], patched)
