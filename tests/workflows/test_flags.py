@@ -34,6 +34,7 @@ from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
+    FlagEvaluation,
     RunStatus,
     StopReason,
 )
@@ -99,10 +100,19 @@ class FlagRig:
 
     async def until_flag(self, key: str, value: Any, timeout: float = 10) -> None:
         """Wait until the flag client has read the file's new value (it polls the file)."""
+        await self.until(lambda flag: flag.value == value and flag.error is None, key, timeout)
+
+    async def until_missing(self, key: str, timeout: float = 10) -> None:
+        """Wait until the flag client has read a file without `key`."""
+        await self.until(lambda flag: flag.error == "FLAG_NOT_FOUND", key, timeout)
+
+    async def until(
+        self, holds: Callable[[FlagEvaluation], bool], key: str, timeout: float
+    ) -> None:
         context = evaluation_context("tester")
         async with asyncio.timeout(timeout):
             while True:
-                if self.flags.evaluate(key, context, None).value == value:
+                if holds(self.flags.evaluate(key, context, None)):
                     return
                 await asyncio.sleep(0.02)
 
@@ -205,6 +215,7 @@ async def test_missing_flag_uses_defaults_marks_the_run_and_refuses_destructive_
 ) -> None:
     async with flag_rig(time_env, tmp_path) as rig:
         write_flags(rig.settings.flags_file, lambda flags: flags.pop("model"))
+        await rig.until_missing("model")  # a run started before the reload would see it
         text = f"close it {uuid.uuid4().hex[:6]}"
         rig.scripted.scripts[text] = close_then_answer("acct-7")
         _, result = await rig.run("tester", text)
