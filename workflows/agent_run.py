@@ -26,7 +26,7 @@ from workflows.payloads import (
     KillSwitchInput,
     ModelCallInput,
     ModelCallResult,
-    ModelPrice,
+    ModelChoice,
     NotifyApproversInput,
     ResolveConfigInput,
     RunCheckpoint,
@@ -218,52 +218,42 @@ class AgentRunWorkflow:
             return None
 
     async def _call_model(self, config: RunConfig) -> ModelCallResult | None:
-        record = self._record
-        model, price = f"{config.provider}/{config.model}", config.price
-        try:
-            turn = await self._model_activity(config, model, price)
-        except ActivityError as err:
-            self.stop_if_halted()  # a halt's cancellation arrives as an activity error
-            if not (config.fallback_model and config.fallback_price):
-                reason = f"model call failed: {calls.cause(err)}"
-                record.finish(RunStatus.FAILED, StopReason.MODEL_ERROR, reason)
-                return None
-            record.safety(
-                SafetyKind.MODEL_FALLBACK, f"{model} failed ({calls.cause(err)}); trying fallback"
-            )
-            model, price = config.fallback_model, config.fallback_price
+        """The model's next turn: the primary model, then each fallback in turn when a call
+        fails for good (a `model_fallback` safety event each). None: all failed, run over."""
+        record, failures = self._record, []
+        for index, choice in enumerate(config.models):
             try:
-                turn = await self._model_activity(config, model, price)
-            except ActivityError as fallback_err:
-                self.stop_if_halted()
-                record.finish(
-                    RunStatus.FAILED,
-                    StopReason.MODEL_ERROR,
-                    f"model call failed: {calls.cause(err)}; fallback {model}: {calls.cause(fallback_err)}",
-                )
-                return None
-        usage = record.state.usage
-        record.state.usage = add_usage(usage, price, turn.input_tokens, turn.output_tokens)
-        record.upsert_visibility()
-        return turn
+                turn = await self._model_activity(config, choice)
+            except ActivityError as err:
+                self.stop_if_halted()  # a halt's cancellation arrives as an activity error
+                cause = calls.cause(err)
+                failures.append(f"fallback {choice.model}: {cause}" if index else cause)
+                if index + 1 < len(config.models):
+                    detail = f"{choice.model} failed ({cause}); trying fallback"
+                    record.safety(SafetyKind.MODEL_FALLBACK, detail)
+                continue
+            usage = record.state.usage
+            record.state.usage = add_usage(
+                usage, choice.price, turn.input_tokens, turn.output_tokens
+            )
+            record.upsert_visibility()
+            return turn
+        reason = f"model call failed: {'; '.join(failures)}"
+        record.finish(RunStatus.FAILED, StopReason.MODEL_ERROR, reason)
+        return None
 
-    async def _model_activity(
-        self, config: RunConfig, model: str, price: ModelPrice
-    ) -> ModelCallResult:
-        provider, model_name = model.split("/", 1)
+    async def _model_activity(self, config: RunConfig, choice: ModelChoice) -> ModelCallResult:
         return await calls.chat(
             ModelCallInput(
                 run_id=workflow.info().workflow_id,
                 agent=config.agent,
                 step=self._record.state.step,
-                provider=provider,
-                model=model_name,
+                model=choice,
                 prompt_version=config.prompt_version,
                 messages=self._messages,
                 tools=config.tools,
                 max_output_tokens=config.max_output_tokens,
                 context=self._record.context(),
-                price=price,
             ),
             config.model_timeout_seconds,
         )

@@ -74,7 +74,7 @@ async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResu
         result_type=ModelCallResult,
         start_to_close_timeout=timedelta(seconds=timeout_seconds + 5),
         retry_policy=MODEL_RETRY,
-        summary=f"model {request.provider}/{request.model} (step {request.step})",
+        summary=f"model {request.model.model} (step {request.step})",
     )
     return turn
 

@@ -75,6 +75,23 @@ class ModelPrice(_Model):
     output_per_million_usd: float
 
 
+class ModelChoice(_Model):
+    """One model as one value, from the TOML or a flag to the provider's HTTP call: its name
+    `provider/model` (the provider part picks the worker's provider) and its price."""
+
+    model: str = Field(pattern=r"^[^/\s]+/\S+$")  # provider/model
+    price: ModelPrice
+
+    @property
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0]
+
+    @property
+    def name(self) -> str:
+        """The model's name at its provider (what the HTTP call asks for)."""
+        return self.model.split("/", 1)[1]
+
+
 class RunConfig(_Model):
     """Everything a run needs, resolved once by an activity and recorded in history."""
 
@@ -83,21 +100,37 @@ class RunConfig(_Model):
     config_hash: str
     prompt_version: str
     system_prompt: str
-    provider: str
-    model: str
+    # The primary model first, then each fallback, tried in order when a call fails for good.
+    models: list[ModelChoice] = Field(min_length=1)
     variant: str = "control"
     max_output_tokens: int = 1024
     model_timeout_seconds: float = 60.0
     tools: list[ToolSpec]
     budgets: Budgets
-    price: ModelPrice
     approval: ApprovalPolicy
-    fallback_model: str | None = None  # provider/model tried when the model call fails
-    fallback_price: ModelPrice | None = None
     flags: list[FlagEvaluation] = Field(default_factory=list)
     flags_degraded: str | None = None  # why flag defaults were used, when they were
     shadow: Candidate | None = None  # this production run starts a shadow with the candidate
     is_shadow: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _models_from_old_shape(cls, data: Any) -> Any:
+        # Configs recorded before `models` (in config activity results and continue-as-new
+        # checkpoints) had provider, model, price and an optional fallback_model and
+        # fallback_price; the fallback was tried only when both were set.
+        if not isinstance(data, dict) or "models" in data or "provider" not in data:
+            return data
+        old = dict(data)
+        models = [{"model": f"{old.pop('provider')}/{old.pop('model')}", "price": old.pop("price")}]
+        fallback, fallback_price = old.pop("fallback_model", None), old.pop("fallback_price", None)
+        if fallback and fallback_price:
+            models.append({"model": fallback, "price": fallback_price})
+        return {**old, "models": models}
+
+    @property
+    def primary(self) -> ModelChoice:
+        return self.models[0]
 
     def tool(self, name: str) -> ToolSpec | None:
         return next((t for t in self.tools if t.name == name), None)
@@ -170,14 +203,23 @@ class ModelCallInput(_Model):
     run_id: str
     agent: str
     step: int
-    provider: str
-    model: str
+    model: ModelChoice  # the model this call asks (the primary or a fallback)
     prompt_version: str
     messages: list[ChatMessage]
     tools: list[ToolSpec]
     max_output_tokens: int
     context: RunContext = Field(default_factory=RunContext)
-    price: ModelPrice | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_from_old_shape(cls, data: Any) -> Any:
+        # Calls scheduled before `model` was a ModelChoice (a retried activity of a run in
+        # flight) carried provider, the model's name and its price apart.
+        if not isinstance(data, dict) or "provider" not in data:
+            return data
+        old = dict(data)
+        model = {"model": f"{old.pop('provider')}/{old.pop('model')}", "price": old.pop("price")}
+        return {**old, "model": model}
 
 
 class ModelCallResult(_Model):

@@ -78,7 +78,7 @@ def config_summary(config: RunConfig, build_id: str | None) -> ConfigSummary:
     return ConfigSummary(
         agent_version=config.agent_version,
         prompt_version=config.prompt_version,
-        model=f"{config.provider}/{config.model}",
+        model=config.primary.model,
         variant=config.variant,
         config_hash=config.config_hash,
         build_id=build_id,

@@ -39,11 +39,11 @@ class ModelActivities:
 
     @activity.defn(name=Activity.MODEL_CHAT)
     async def chat(self, request: ModelCallInput) -> ModelCallResult:
-        provider = self._providers.get(request.provider)
+        provider = self._providers.get(request.model.provider)
         if provider is None:
             known = ", ".join(sorted(self._providers))
             raise ApplicationError(
-                f"no model provider {request.provider!r} on this worker (have: {known})",
+                f"no model provider {request.model.provider!r} on this worker (have: {known})",
                 type=ErrorType.UNKNOWN_MODEL_PROVIDER,
                 non_retryable=True,
             )
@@ -51,8 +51,8 @@ class ModelActivities:
         labels = t.attributes(
             {
                 "gen_ai.operation.name": "chat",
-                "gen_ai.provider.name": request.provider,
-                "gen_ai.request.model": request.model,
+                "gen_ai.provider.name": request.model.provider,
+                "gen_ai.request.model": request.model.name,
                 "opsready.agent": request.agent,
                 "opsready.variant": request.context.variant,
             }
@@ -70,7 +70,7 @@ class ModelActivities:
             ),
         }
         with t.tracer.start_as_current_span(
-            f"chat {request.model}", kind=SpanKind.CLIENT, attributes=span_attributes
+            f"chat {request.model.name}", kind=SpanKind.CLIENT, attributes=span_attributes
         ) as span:
             started = time.perf_counter()
             try:
@@ -85,8 +85,8 @@ class ModelActivities:
                 )
                 log.warning(
                     "model call failed",
-                    provider=request.provider,
-                    model=request.model,
+                    provider=request.model.provider,
+                    model=request.model.name,
                     prompt_version=request.prompt_version,
                     error_type=error_type,
                     error=str(err),
@@ -94,11 +94,7 @@ class ModelActivities:
                 )
                 raise
             seconds = time.perf_counter() - started
-            cost = (
-                price_usage(request.price, result.input_tokens, result.output_tokens)
-                if request.price
-                else None
-            )
+            cost = price_usage(request.model.price, result.input_tokens, result.output_tokens)
             span.set_attributes(
                 t.attributes(
                     {
@@ -118,8 +114,8 @@ class ModelActivities:
             )
             checked = [self._check(call, request.tools) for call in result.message.tool_calls]
             record: dict[str, Any] = {
-                "provider": request.provider,
-                "model": request.model,
+                "provider": request.model.provider,
+                "model": request.model.name,
                 "prompt_version": request.prompt_version,
                 "input_tokens": result.input_tokens,
                 "output_tokens": result.output_tokens,

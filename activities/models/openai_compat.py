@@ -82,7 +82,7 @@ class OpenAICompatProvider:
 
     async def complete(self, request: ModelCallInput) -> ModelCallResult:
         body: dict[str, Any] = {
-            "model": request.model,
+            "model": request.model.name,
             "messages": [_wire_message(m) for m in request.messages],
             "max_tokens": request.max_output_tokens,
         }

@@ -26,7 +26,7 @@ from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from tests.fakes.scripted import ScriptedProvider, answer, calls
+from tests.fakes.scripted import ScriptedProvider, answer, calls, only_on
 from tests.workflows.conftest import TESTER, harness_tools
 from workers.app import WORKFLOWS, build_activities, build_worker
 from workflows.contract import Query
@@ -278,3 +278,29 @@ async def test_kill_switch_refuses_new_runs_and_a_killed_tool(
             "refused: kill switch kill-switch.agent.support-triage"
         )
         assert refused.steps == 0 and len(rig.scripted.requests) == before
+
+
+async def test_a_fallback_model_answers_when_the_primary_fails_for_good(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(time_env, tmp_path) as rig:
+        write_flags(rig.settings.flags_file, set_value("fallback-model", "scripted/backup"))
+        await rig.until_flag("fallback-model", "scripted/backup")
+        text = f"hello {uuid.uuid4().hex[:6]}"
+        rig.scripted.scripts[text] = only_on("scripted/backup", lambda request: answer("hi"))
+        _, result = await rig.run("tester", text)
+        # No script for this text: every model's call fails, and the run with them.
+        _, failed = await rig.run("tester", f"nobody answers {uuid.uuid4().hex[:6]}")
+
+    assert (result.status, result.output) == (RunStatus.COMPLETED, "hi")
+    asked = [r.model.model for r in rig.scripted.requests[:2]]
+    assert asked == ["scripted/test", "scripted/backup"]
+    [fallback] = [e for e in result.safety_events if e.kind == "model_fallback"]
+    assert fallback.detail == (
+        "scripted/test failed (ModelRequestRejected: scripted/test is down); trying fallback"
+    )
+    # Priced at the model that answered: 100 input and 20 output tokens at $10 and $20 per M.
+    assert result.usage.cost_usd == 0.0014
+    assert (failed.status, failed.stop_reason) == (RunStatus.FAILED, StopReason.MODEL_ERROR)
+    assert (failed.reason or "").startswith("model call failed: ModelRequestRejected: no script")
+    assert "; fallback scripted/backup: ModelRequestRejected: no script" in (failed.reason or "")
