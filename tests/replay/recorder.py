@@ -34,11 +34,25 @@ from tests.replay.scenarios import SCENARIOS, Rig, Scenario, scenario_rig, time_
 from workflows.rollout_types import RolloutState
 from workflows.types import AgentRunResult
 
-# Recorded by the demo before the kill-switch patch: they prove runs started on that code
-# still replay, so they are kept as they are and never re-recorded.
+# `make histories` writes here: the current code's recordings.
+HISTORY_DIR = Path(__file__).parent.parent / "histories"
+# Recorded before `RunConfig.models` (a model as one value), in the old payload shapes, and
+# kept as they are, never re-recorded: they prove runs started on that code still replay.
+V1_DIR = HISTORY_DIR / "v1"
+# Among them, recorded by the demo before the kill-switch patch: runs started on that code.
 LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
 FILE_PREFIX = "agent_run-"
 ROLLOUT_FILE_PREFIX = "canary_rollout-"
+
+
+def golden_histories() -> list[Path]:
+    """Every golden history, the current recordings and the kept old ones."""
+    return sorted([*HISTORY_DIR.glob("*.json"), *V1_DIR.glob("*.json")])
+
+
+def display_name(path: Path) -> str:
+    """`agent_run-x.json`, or `v1/agent_run-x.json` for a kept old one."""
+    return str(path.relative_to(HISTORY_DIR)) if path.is_relative_to(HISTORY_DIR) else path.name
 
 
 def history_path(out_dir: Path, name: str, prefix: str = FILE_PREFIX) -> Path:
@@ -79,6 +93,9 @@ async def _record(settings: Settings, out_dir: Path) -> list[Path]:
                     written.append(path)
                     ended = _ending(history) or result.status.value
                     print(f"wrote {path} ({ended}, {len(history.events)} events)")
+        # A server of their own: on the one above, moving the clock by a whole soak after
+        # the agent runs timed out (an RPC error), on a fresh one it does not.
+        async with time_skipping_env() as env:
             for rollout in ROLLOUT_SCENARIOS:
                 async with canary_rig(env, Path(tempfile.mkdtemp(dir=scratch))) as canary:
                     history, state = await play_rollout(canary, rollout)
@@ -197,10 +214,9 @@ class ReplayReport:
         return self.failure is None
 
     def describe(self) -> str:
+        name = display_name(self.path)
         if self.failure is None:
-            return (
-                f"{self.path.name}: workflow {self.workflow_type} (id {self.workflow_id}) replays"
-            )
+            return f"{name}: workflow {self.workflow_type} (id {self.workflow_id}) replays"
         where = (
             f"at event {self.event_id} {self.event_type}"
             + (f" ({self.event_detail})" if self.event_detail else "")
@@ -209,7 +225,7 @@ class ReplayReport:
         )
         kind = type(self.failure).__name__
         return (
-            f"{self.path.name}: workflow {self.workflow_type} (id {self.workflow_id}) no longer "
+            f"{name}: workflow {self.workflow_type} (id {self.workflow_id}) no longer "
             f"replays: {kind} {where}. Guard the change with workflow.patched or ship it as a "
             f"new Worker Deployment Version (README: Changing workflow code). SDK: {self.failure}"
         )

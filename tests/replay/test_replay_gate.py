@@ -25,7 +25,10 @@ from temporalio.common import VersioningBehavior
 
 from tests.replay.recorder import (
     LEGACY_SCENARIOS,
+    V1_DIR,
     activity_types,
+    display_name,
+    golden_histories,
     history_path,
     load_history,
     patch_ids,
@@ -40,7 +43,7 @@ from workflows.contract import AGENT_RUN_WORKFLOW, Activity
 from workflows.payloads import RunConfig
 from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+HISTORIES = golden_histories()
 QUIET_SECONDS = 60
 QUIET_PATCH = "approval-quiet-period"
 PINNED = VersioningBehavior.PINNED
@@ -128,15 +131,16 @@ def test_changed_classes_keep_every_handler_of_agent_run() -> None:
 async def test_unguarded_reordering_fails_the_gate_naming_workflow_and_event() -> None:
     reports = await replay_histories(HISTORIES, [UnguardedQuietPeriod, CanaryRolloutWorkflow])
 
-    failed = {r.path.stem for r in reports if not r.is_ok}
-    expected = {path.stem for path in HISTORIES if notifies_approvers(path)}
-    assert {history_path(Path(), n).stem for n in LEGACY_SCENARIOS} & expected  # old runs too
+    failed = {r.path for r in reports if not r.is_ok}
+    expected = {path for path in HISTORIES if notifies_approvers(path)}
+    assert {history_path(V1_DIR, n) for n in LEGACY_SCENARIOS} & expected  # old runs too
     assert failed == expected  # every run that paged approvers, and only those
     for report in (r for r in reports if not r.is_ok):
         message = report.describe()
         assert report.workflow_type == AGENT_RUN_WORKFLOW
         assert report.workflow_id and not report.workflow_id.startswith("agent_run-")
-        assert f"{report.path.name}: workflow AgentRun (id {report.workflow_id})" in message
+        where = f"{display_name(report.path)}: workflow AgentRun (id {report.workflow_id})"
+        assert where in message
         # Where it diverged: the notify activity the history has and the changed code lacks.
         assert report.event_type == "ActivityTaskScheduled", message
         assert f"at event {report.event_id} ActivityTaskScheduled" in message

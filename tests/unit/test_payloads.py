@@ -19,7 +19,7 @@ from workflows.contract import Activity
 from workflows.payloads import ModelCallInput, ModelChoice, ModelPrice, RunConfig
 from workflows.types import AgentRunRequest
 
-OLD_HISTORIES = Path(__file__).parent.parent / "histories"
+OLD_HISTORIES = Path(__file__).parent.parent / "histories" / "v1"
 PRICE = {"input_per_million_usd": 0.15, "output_per_million_usd": 0.6}
 DEAR = {"input_per_million_usd": 2.5, "output_per_million_usd": 10.0}
 
