@@ -22,7 +22,8 @@ from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows.contract import Activity, ErrorType
-from workflows.types import FlagEvaluation, ResolveConfigInput, RunConfig, RunContext
+from workflows.payloads import ModelChoice, ResolveConfigInput, RunConfig, RunContext
+from workflows.types import FlagEvaluation
 
 
 class ConfigActivities:
@@ -60,12 +61,15 @@ class ConfigActivities:
             shadow_of=request.shadow,
             run_id=request.run_id,
         )
-        price = prices.get(choices.model)
-        if price is None:
-            raise ConfigError(
-                f"{agents_dir / 'pricing.toml'}: no price for model {choices.model!r}; add a "
-                f'[models."{choices.model}"] table (cost budgets cannot be enforced without it)'
-            )
+        models = []
+        for model in choices.models:
+            price = prices.get(model)
+            if price is None:
+                raise ConfigError(
+                    f"{agents_dir / 'pricing.toml'}: no price for model {model!r}; add a "
+                    f'[models."{model}"] table (cost budgets cannot be enforced without it)'
+                )
+            models.append(ModelChoice(model=model, price=price))
         tools = []
         for tool_name in choices.tools:
             tool = self._registry.get(tool_name)
@@ -75,24 +79,19 @@ class ConfigActivities:
                     f"(registered: {', '.join(self._registry.names())})"
                 )
             tools.append(tool.spec(definition.tools[tool_name]))
-        provider, model = choices.model.split("/", 1)
         config = RunConfig(
             agent=definition.name,
             agent_version=definition.version,
             config_hash="",
             prompt_version=choices.prompt_version,
             system_prompt=definition.prompts[choices.prompt_version].system,
-            provider=provider,
-            model=model,
+            models=models,
             variant=choices.variant,
             max_output_tokens=definition.max_output_tokens,
             model_timeout_seconds=self._settings.model_timeout_seconds,
             tools=tools,
             budgets=choices.budgets,
-            price=price,
             approval=definition.approval,
-            fallback_model=choices.fallback_model,
-            fallback_price=prices.get(choices.fallback_model) if choices.fallback_model else None,
             flags=evaluations,
             flags_degraded="; ".join(choices.problems) or None,
             shadow=choices.shadow,

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opsready.errors import ConfigError, UnknownAgentError, error_parts
-from workflows.types import ApprovalPolicy, Budgets, ModelPrice
+from workflows.payloads import ApprovalPolicy, Budgets, ModelPrice
 
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 PRICING_FILE = "pricing.toml"

@@ -26,7 +26,7 @@ from opsready.redaction import Redactor
 from opsready.settings import LogSettings
 
 if TYPE_CHECKING:
-    from workflows.types import ModelCallInput, ToolCallInput
+    from workflows.payloads import ModelCallInput, ToolCallInput
 
 SCOPE = "opsready"
 

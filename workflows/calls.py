@@ -13,7 +13,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows.contract import Activity, ErrorType
-from workflows.types import (
+from workflows.payloads import (
     CompareShadowInput,
     KillSwitchCheck,
     KillSwitchInput,
@@ -23,10 +23,10 @@ from workflows.types import (
     ResolveConfigInput,
     RunConfig,
     RunOutcome,
-    ShadowComparison,
     ToolCallInput,
     ToolCallResult,
 )
+from workflows.types import ShadowComparison
 
 CONFIG_RETRY = RetryPolicy(
     maximum_attempts=3,
@@ -74,7 +74,7 @@ async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResu
         result_type=ModelCallResult,
         start_to_close_timeout=timedelta(seconds=timeout_seconds + 5),
         retry_policy=MODEL_RETRY,
-        summary=f"model {request.provider}/{request.model} (step {request.step})",
+        summary=f"model {request.model.model} (step {request.step})",
     )
     return turn
 

@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _ORDER_ID = re.compile(r"\bA-\d{4}\b")
 _AMOUNT = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")
@@ -31,11 +31,11 @@ class LocalProvider:
         self._scripts = scripts or {"support-triage": support_triage}
 
     async def complete(self, request: ModelCallInput) -> ModelCallResult:
-        script = self._scripts.get(request.model)
+        script = self._scripts.get(request.model.name)
         if script is None:
             known = ", ".join(sorted(self._scripts))
             raise ApplicationError(
-                f"the local provider has no model {request.model!r} (it has: {known})",
+                f"the local provider has no model {request.model.name!r} (it has: {known})",
                 type=ErrorType.MODEL_REQUEST_REJECTED,
                 non_retryable=True,
             )
