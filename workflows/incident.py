@@ -79,6 +79,8 @@ class IncidentWorkflow:
         status = checkpoint.status if checkpoint else new_status(input.request, self._policy)
         self._book = IncidentBook(status, lambda: self._policy)
         self._status = status
+        if checkpoint is None:
+            self._record_opening()
         self._step_lock = asyncio.Lock()  # one runbook step at a time
         self._resolving: ResolveRequest | None = None
         self._is_closed = False
@@ -187,20 +189,26 @@ class IncidentWorkflow:
             # Fail safe: an incident with the built-in rota and matrix still pages someone.
             return IncidentPolicy(problem=cause(err))
 
-    def _open(self) -> None:
-        status, policy = self._status, self._require_policy()
-        status.severity = self._impact.severity or classify(policy.matrix, self._impact)
-        status.plan = self._plan(status.severity)
-        trigger = status.trigger
+    def _record_opening(self) -> None:
+        trigger = self._status.trigger
         numbers = ", ".join(f"{k} = {v:g}" for k, v in sorted(trigger.numbers.items()))
         self._book.event(
             "opened",
             self._impact.opened_by,
-            f"{status.severity.value} opened by the {trigger.kind} alert"
+            f"opened by the {trigger.kind} alert"
             + (f": {trigger.detail}" if trigger.detail else "")
             + (f" ({numbers})" if numbers else ""),
-            {"severity": status.severity.value, "numbers": dict(trigger.numbers)},
+            {"numbers": dict(trigger.numbers)},
         )
+
+    def _open(self) -> None:
+        """Classify with the incident's own policy and plan its steps."""
+        status, policy = self._status, self._require_policy()
+        declared = self._impact.severity
+        status.severity = declared or classify(policy.matrix, self._impact)
+        status.plan = self._plan(status.severity)
+        how = f"declared by {self._impact.opened_by}" if declared else "by the severity matrix"
+        self._book.event("severity", OPSREADY, f"{status.severity.value} {how}")
         if policy.problem:
             self._book.event(
                 "config",

@@ -35,7 +35,7 @@ def _paged_line(paged: list[PageRecord], status: IncidentStatus) -> str:
         return "paged: nobody yet"
     tier = max(p.tier for p in paged)
     latest = [p for p in paged if p.tier == tier]
-    who = ", ".join(p.target for p in latest)
+    who = ", ".join(dict.fromkeys(p.target for p in latest))
     problems = sorted({p.error for p in paged if p.error})
     delivery = f"; PAGE FAILED: {problems[-1]}" if problems else ""
     if status.acknowledged_at is not None:

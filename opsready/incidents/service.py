@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -34,12 +36,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.client import describe_workflow, require_running
 from opsready.errors import OpsreadyError, RunNotFoundError, one_line
+from opsready.incidents.evidence import EvidenceError, read_bundle
 from opsready.redaction import redact_text
 from workflows import contract
 from workflows.contract import INCIDENT_WORKFLOW, Query, Update
 from workflows.incident_payload_types import IncidentInput
 from workflows.incident_types import (
     AckRequest,
+    EvidenceRef,
     IncidentState,
     IncidentStatus,
     JoinRequest,
@@ -172,7 +176,7 @@ class Incidents:
                     raise OpsreadyError(f"cannot read {candidate}: {err.message}") from None
         raise RunNotFoundError(f"no incident {given!r} in namespace {self.temporal.namespace}")
 
-    async def list(
+    async def list_incidents(
         self, *, state: str | None = None, agent: str | None = None, limit: int = 50
     ) -> list[IncidentSummary]:
         """Incidents, newest first, by `IncidentState` and `AgentName`."""
@@ -231,6 +235,46 @@ class Incidents:
                 ) from None
             raise OpsreadyError(f"cannot query {workflow_id}: {err.message}") from None
 
+    async def evidence_refs(self, target: str, *, is_path: bool) -> list[EvidenceRef]:
+        """The bundles an incident recorded (by id), or the record of one bundle file: the
+        hash comes from the incident named inside the bundle, never from the bundle."""
+        if not is_path:
+            status = await self.status(target)
+            refs = [ref for ref in (status.evidence_open, status.evidence_resolve) if ref]
+            if not refs:
+                raise OpsreadyError(f"{status.id} has recorded no evidence bundle yet")
+            return refs
+        path, owner = await asyncio.to_thread(_owner_of, target)
+        for status in await self._runs_of(owner):
+            for ref in (status.evidence_open, status.evidence_resolve):
+                if ref is not None and await asyncio.to_thread(_is_same_file, ref.path, path):
+                    return [ref]
+        raise EvidenceError(
+            f"{path}: incident {owner} recorded no bundle at this path (check it against a "
+            "hash you trust with --sha256)"
+        )
+
+    async def _runs_of(self, workflow_id: str) -> list[IncidentStatus]:
+        """The state of every incident opened under this id (a dedup key reopens), newest
+        first; continued runs are covered by the run that followed them."""
+        found: list[IncidentStatus] = []
+        query = f"WorkflowId = '{workflow_id}'" if "'" not in workflow_id else None
+        if query is None:
+            return found
+        async for execution in self.temporal.list_workflows(query):
+            handle = self.temporal.get_workflow_handle(
+                workflow_id, run_id=execution.run_id, result_type=IncidentStatus
+            )
+            if execution.status is WorkflowExecutionStatus.COMPLETED:
+                found.append(await handle.result(follow_runs=False))
+            elif execution.status is WorkflowExecutionStatus.RUNNING:
+                found.append(
+                    await handle.query(
+                        Query.STATE, result_type=IncidentStatus, rpc_timeout=QUERY_TIMEOUT
+                    )
+                )
+        return found
+
     async def ack(self, given: str, *, by: str) -> IncidentStatus:
         request = _checked(AckRequest, by=by)
         return await self._update(given, Update.ACK, request, IncidentStatus)
@@ -265,6 +309,22 @@ class Incidents:
             raise OpsreadyError(f"{workflow_id}: {reason}") from None
         except RPCError as err:
             raise OpsreadyError(f"cannot {update} {workflow_id}: {err.message}") from None
+
+
+def _owner_of(target: str) -> tuple[Path, str]:
+    """The bundle's path and the incident it says it belongs to (the hash is then read from
+    that incident, never from the bundle)."""
+    path = Path(target).resolve()
+    if not path.is_file():
+        raise EvidenceError(f"{target}: no such evidence bundle")
+    try:
+        return path, str(json.loads(read_bundle(path)["incident.json"])["id"])
+    except (KeyError, ValueError, TypeError, OSError):
+        raise EvidenceError(f"{target}: not the evidence bundle of an incident") from None
+
+
+def _is_same_file(recorded: str, path: Path) -> bool:
+    return Path(recorded).resolve() == path
 
 
 def _checked(model: type[M], **fields: Any) -> M:
