@@ -14,6 +14,13 @@ from workflows.incident_types import IncidentStatus
 _SHOWN_TIMELINE = 40
 
 
+def duration(seconds: float | None) -> str:
+    """Seconds to a tenth under a minute (a demo's MTTD), else hours and minutes."""
+    if seconds is not None and seconds < 60:
+        return f"{seconds:.1f}s"
+    return format_duration(seconds)
+
+
 def _when(at: datetime | None) -> str:
     return f"{at:%Y-%m-%d %H:%M:%S}" if at else "-"
 
@@ -53,14 +60,14 @@ def status_text(s: IncidentStatus) -> str:
         f"impact    users: {s.user_impact}, safety: {'yes' if s.is_safety else 'no'}, "
         f"{len(s.affected_run_ids)} affected runs, {s.joins} repeated alerts joined",
         f"opened    {_when(s.opened_at)}, detected {_when(s.detected_at)}, "
-        f"MTTD {format_duration(s.mttd_s)}",
+        f"MTTD {duration(s.mttd_s)}",
     ]
     if s.acknowledged_at:
         lines.append(f"acked     {_when(s.acknowledged_at)} by {s.acknowledged_by}")
     if s.resolved_at:
         lines.append(
             f"resolved  {_when(s.resolved_at)} by {s.resolved_by}, MTTR "
-            f"{format_duration(s.mttr_s)}: {s.resolution_summary}"
+            f"{duration(s.mttr_s)}: {s.resolution_summary}"
         )
     for page in s.paged:
         delivery = {None: "sending", True: "delivered", False: f"FAILED: {page.error}"}
@@ -91,7 +98,7 @@ def status_text(s: IncidentStatus) -> str:
 def resolved_text(s: IncidentStatus) -> str:
     lines = [
         f"{s.id}: resolved by {s.resolved_by}",
-        f"  MTTD {format_duration(s.mttd_s)}, MTTR {format_duration(s.mttr_s)}",
+        f"  MTTD {duration(s.mttd_s)}, MTTR {duration(s.mttr_s)}",
     ]
     if s.evidence_resolve:
         lines.append(f"  evidence   {s.evidence_resolve.path}")

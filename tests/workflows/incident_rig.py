@@ -17,6 +17,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
+from activities.flags import evaluation_context, shared_flag_client
 from activities.models.local import LocalProvider
 from opsready.flags import LocalFlagFile
 from opsready.incidents.service import Incidents
@@ -128,6 +129,27 @@ class IncidentRig:
         )
         await handle.result()
         return handle.id
+
+    async def restore_flags(self) -> None:
+        """Undo what runbook steps changed, and wait until the worker's flag client sees it
+        (it re-reads the file every 0.2 s), so the next test starts clean."""
+        await self.store.unkill(agent=AGENT)
+        await self.store.unkill(tool="refund_order")
+        for key, value in (("paused-agents", []), ("model", ""), ("prompt-version", "")):
+            await self.store.set_value(key, value)
+        flags = shared_flag_client(self.settings)
+        context = evaluation_context(AGENT)
+
+        def is_clean() -> bool:
+            paused = flags.evaluate("paused-agents", context, None).value
+            killed = flags.evaluate("kill-switch.agent.support-triage", context, None).value
+            return paused == [] and killed is False
+
+        async with asyncio.timeout(10):
+            while True:
+                if is_clean():
+                    return
+                await asyncio.sleep(0.05)
 
     def flag_value(self, key: str) -> Any:
         flag = json.loads(self.settings.flags_file.read_text())["flags"][key]

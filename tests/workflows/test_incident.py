@@ -32,7 +32,8 @@ async def rig(
 
 async def test_an_unacknowledged_page_escalates_at_the_ack_deadline(rig: IncidentRig) -> None:
     rig.pager.answer = 202
-    incident = await rig.open(alert(rig.key("escalate"), user_impact="many"))  # SEV2: 900 s
+    # SEV2 (ack deadline 900 s); a `signal` alert runs no runbook by itself.
+    incident = await rig.open(alert(rig.key("escalate"), kind="signal", user_impact="many"))
     opened = await rig.until(incident, lambda s: len(s.paged) == 1 and s.paged[0].is_delivered)
     assert opened.severity == "SEV2"
     assert [p.target for p in opened.paged] == ["support-oncall"]
@@ -120,7 +121,7 @@ async def test_a_join_with_worse_impact_raises_the_severity_and_fails_closed(
     assert state.steps_run[0].step == "fail-closed/kill-switch"
     assert state.steps_run[0].is_ok, state.steps_run[0].detail
     assert rig.flag_value("kill-switch.agent.support-triage") is True
-    await rig.store.unkill(agent="support-triage")
+    await rig.restore_flags()
     assert any("severity raised from SEV3 to SEV1" in e.text for e in state.timeline)
 
 
@@ -179,7 +180,7 @@ async def test_the_evidence_bundle_holds_histories_and_flag_evaluations_and_its_
 async def test_runbook_steps_answer_in_one_line_and_risky_ones_need_a_second_person(
     rig: IncidentRig,
 ) -> None:
-    incident = await rig.open(alert(rig.key("steps"), user_impact="many"))  # SEV2
+    incident = await rig.open(alert(rig.key("steps"), kind="signal", user_impact="many"))
     await rig.until(incident, lambda s: bool(s.plan))
     with pytest.raises(OpsreadyError, match=r"unknown step 'nope/x' \(planned: "):
         await rig.incidents.run_step(incident, "nope/x", by="alice")
@@ -224,8 +225,7 @@ async def test_a_sev2_safety_alert_runs_its_runbook_by_itself_but_not_its_risky_
     assert rig.flag_value("model") == "local/support-triage"
     modes = {step.key: step.mode for step in state.plan}
     assert modes["support-triage/pause-agent"] == "needs_approval"
-    await rig.store.unkill(tool="refund_order")
-    await rig.store.set_value("model", "")
+    await rig.restore_flags()
 
 
 async def test_a_manual_incident_keeps_the_declared_severity(rig: IncidentRig) -> None:
