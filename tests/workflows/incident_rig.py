@@ -118,7 +118,7 @@ class IncidentRig:
             else:
                 await asyncio.sleep(0.05)
 
-    async def run_agent(self, text: str) -> str:
+    async def run_agent(self, text: str, *, expect: str = "completed", reason: str = "") -> str:
         """A support-triage run to its end on the local model; its run id."""
         handle = await self.client.start_workflow(
             "AgentRun",
@@ -127,7 +127,9 @@ class IncidentRig:
             task_queue=self.settings.task_queue,
             result_type=AgentRunResult,
         )
-        await handle.result()
+        result = await handle.result()
+        assert result.status == expect, f"{result.status}: {result.reason}"
+        assert reason in (result.reason or ""), result.reason
         return handle.id
 
     async def restore_flags(self) -> None:

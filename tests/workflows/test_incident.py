@@ -14,6 +14,7 @@ import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
+from activities.flags import evaluation_context, shared_flag_client
 from opsready.errors import OpsreadyError
 from opsready.incidents.evidence import EvidenceError, read_bundle, verify_bundle
 from tests.workflows.incident_rig import IncidentRig, alert, start_rig
@@ -265,3 +266,27 @@ async def test_a_long_incident_continues_as_new_and_keeps_its_record(rig: Incide
     assert state.timeline[0].kind == "opened"
     resolved = await rig.incidents.resolve(handle.id, by="alice", summary="done")
     assert resolved.state == "resolved"
+
+
+async def test_a_paused_agent_refuses_new_runs_until_it_is_taken_off_the_list(
+    rig: IncidentRig,
+) -> None:
+    request = alert(rig.key("pause"), kind="manual").model_copy(update={"severity": "SEV3"})
+    incident = await rig.open(request)
+    await rig.until(incident, lambda s: bool(s.plan))
+    step = await rig.incidents.run_step(
+        incident, "support-triage/pause-agent", by="alice", approved_by="bob"
+    )
+    assert step.is_ok, step.detail
+    assert rig.flag_value("paused-agents") == ["support-triage"]
+    flags = shared_flag_client(rig.settings)
+    async with asyncio.timeout(10):  # the worker re-reads the flag file every 0.2 s
+        while True:
+            if flags.evaluate("paused-agents", evaluation_context("support-triage"), []).value:
+                break
+            await asyncio.sleep(0.05)
+    await rig.run_agent(
+        "Where is my order A-1003?", expect="failed", reason="support-triage is paused"
+    )
+    await rig.restore_flags()
+    await rig.run_agent("Where is my order A-1003?", expect="completed")
