@@ -21,7 +21,7 @@ from activities.tools.registry import ToolRegistry
 from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
-from workflows.contract import Activity, ErrorType
+from workflows.contract import PAUSED_AGENTS_FLAG, Activity, ErrorType
 from workflows.payloads import ModelChoice, ResolveConfigInput, RunConfig, RunContext
 from workflows.types import FlagEvaluation
 
@@ -36,6 +36,7 @@ class ConfigActivities:
 
     @activity.defn(name=Activity.RESOLVE_CONFIG)
     async def resolve_config(self, request: ResolveConfigInput) -> RunConfig:
+        self._refuse_if_paused(request)
         try:
             return await asyncio.to_thread(self.resolve, request)
         except UnknownAgentError as err:
@@ -46,6 +47,21 @@ class ConfigActivities:
             raise ApplicationError(
                 str(err), type=ErrorType.INVALID_AGENT_DEFINITION, non_retryable=True
             ) from None
+
+    def _refuse_if_paused(self, request: ResolveConfigInput) -> None:
+        """A paused agent (an incident's `pause_agent` step) starts no new run; the config
+        is resolved once, at a run's start, so runs already open go on. A flag that cannot
+        be read pauses nothing: the kill switch is the control that fails closed."""
+        if self._flags is None:
+            return
+        paused = self._flags.evaluate(PAUSED_AGENTS_FLAG, evaluation_context(request.agent), [])
+        if isinstance(paused.value, list) and request.agent in paused.value:
+            raise ApplicationError(
+                f"agent {request.agent} is paused (flag {PAUSED_AGENTS_FLAG}): new runs are "
+                f"refused until it is taken off the list",
+                type=ErrorType.AGENT_PAUSED,
+                non_retryable=True,
+            )
 
     def resolve(self, request: ResolveConfigInput) -> RunConfig:
         agents_dir = self._settings.agents_dir

@@ -25,6 +25,9 @@ from temporalio.worker import Worker, WorkerConfig
 
 from activities.config import ConfigActivities
 from activities.flags import FlagActivities, FlagClient, shared_flag_client
+from activities.incident_evidence import EvidenceActivities
+from activities.incident_steps import RunbookActions
+from activities.incidents import IncidentActivities
 from activities.models.activity import ModelActivities
 from activities.models.base import ModelProvider
 from activities.models.local import LocalProvider
@@ -43,8 +46,9 @@ from workers.interceptors import CorrelationInterceptor
 from workers.versioning import UnversionedWorkflows, deployment_config, is_versioned
 from workflows.agent_run import AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
+from workflows.incident import IncidentWorkflow
 
-WORKFLOWS: list[type] = [AgentRunWorkflow, CanaryRolloutWorkflow]
+WORKFLOWS: list[type] = [AgentRunWorkflow, CanaryRolloutWorkflow, IncidentWorkflow]
 
 
 def default_tools(settings: Settings) -> list[Tool]:
@@ -89,6 +93,7 @@ def build_activities(
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
     rollout = RolloutActivities(settings, outcomes)
+    incidents = IncidentActivities(settings, telemetry, namespace)
     return [
         ConfigActivities(settings, registry, flags).resolve_config,
         FlagActivities(flags).check_kill_switch,
@@ -100,6 +105,13 @@ def build_activities(
         rollout.set_percent,
         rollout.set_deployment_ramp,  # with the worker's own client (`activity.client()`)
         rollout.compare_cohorts,
+        incidents.open_incident,  # the SLO monitor's way in (workflow client: `activity.client()`)
+        incidents.load_policy,
+        incidents.notify,
+        incidents.write_postmortem,
+        incidents.record_timings,
+        RunbookActions(settings).run_step,
+        EvidenceActivities(settings).gather_evidence,
     ]
 
 

@@ -17,6 +17,7 @@ from temporalio.common import SearchAttributeKey
 
 AGENT_RUN_WORKFLOW = "AgentRun"
 ROLLOUT_WORKFLOW = "CanaryRollout"
+INCIDENT_WORKFLOW = "Incident"
 DEFAULT_TASK_QUEUE = "opsready-agents"
 
 
@@ -33,6 +34,13 @@ class Signal(StrEnum):
 
 class Update(StrEnum):
     DECIDE = "decide"
+    # Incident: a person acknowledges, notes, runs a runbook step, resolves; a repeated
+    # alert joins the open incident.
+    ACK = "ack"
+    NOTE = "note"
+    RUN_STEP = "run_step"
+    RESOLVE = "resolve"
+    JOIN = "join"
 
 
 # --- activities -----------------------------------------------------------------------------
@@ -52,6 +60,14 @@ class Activity(StrEnum):
     ROLLOUT_SET_PERCENT = "rollout.set_percent"
     ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
     ROLLOUT_SET_DEPLOYMENT_RAMP = "rollout.set_deployment_ramp"
+    # Incidents: the SLO monitor opens (or joins) one; the `Incident` workflow does the rest.
+    INCIDENT_OPEN = "opsready.incident.open"
+    INCIDENT_CONFIG = "opsready.incident.config"
+    INCIDENT_NOTIFY = "opsready.incident.notify"
+    INCIDENT_RUN_STEP = "opsready.incident.run_step"
+    INCIDENT_EVIDENCE = "opsready.incident.evidence"
+    INCIDENT_POSTMORTEM = "opsready.incident.postmortem"
+    INCIDENT_TIMINGS = "opsready.incident.record_timings"
 
 
 class ErrorType(StrEnum):
@@ -70,6 +86,11 @@ class ErrorType(StrEnum):
     MODEL_TIMEOUT = "ModelTimeout"
     MODEL_CONNECTION = "ModelConnectionError"
     MODEL_BAD_RESPONSE = "ModelBadResponse"
+    # Incidents.
+    AGENT_PAUSED = "AgentPaused"  # a new run of an agent an incident paused
+    INVALID_INCIDENT_CONFIG = "InvalidIncidentConfig"
+    PAGE_REJECTED = "PageRejected"  # the pager refused the page: URL, key or format
+    RUNBOOK_STEP_FAILED = "RunbookStepFailed"
 
 
 # --- safety events --------------------------------------------------------------------------
@@ -121,6 +142,13 @@ def kill_switch_scope(key: str) -> KillSwitchScope | None:
     return None
 
 
+# --- pausing agents --------------------------------------------------------------------------
+
+# A JSON list of agent names whose new runs are refused (an incident's `pause_agent` step);
+# runs already open go on. The kill switch is the control that also stops open runs.
+PAUSED_AGENTS_FLAG = "paused-agents"
+
+
 # --- search attributes ----------------------------------------------------------------------
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
@@ -130,6 +158,9 @@ AGENT_TENANT = SearchAttributeKey.for_keyword("AgentTenant")
 AGENT_VARIANT = SearchAttributeKey.for_keyword("AgentVariant")
 AGENT_COST_USD = SearchAttributeKey.for_float("AgentCostUsd")
 AGENT_TOKENS = SearchAttributeKey.for_int("AgentTokens")
+# Incidents (with AgentName): `IncidentState='open' AND IncidentSeverity='SEV1'`.
+INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+INCIDENT_STATE = SearchAttributeKey.for_keyword("IncidentState")
 
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_NAME,
@@ -139,6 +170,8 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_VARIANT,
     AGENT_COST_USD,
     AGENT_TOKENS,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATE,
 )
 
 # The type word the `temporal` CLI's --search-attribute flag takes, per indexed value type.

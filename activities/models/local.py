@@ -28,7 +28,7 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, scripts: dict[str, Script] | None = None) -> None:
-        self._scripts = scripts or {"support-triage": support_triage}
+        self._scripts = scripts or {"support-triage": support_triage, "broken": broken}
 
     async def complete(self, request: ModelCallInput) -> ModelCallResult:
         script = self._scripts.get(request.model.name)
@@ -52,6 +52,16 @@ class LocalProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def broken(request: ModelCallInput) -> ChatMessage:
+    """`local/broken` fails every call, on purpose: the demo (and a game day) switch an agent
+    to it with the `model` flag to rehearse an incident. Not retryable, so runs fail fast."""
+    raise ApplicationError(
+        "local/broken failed on purpose (an incident rehearsal: set the model flag back)",
+        type=ErrorType.MODEL_REQUEST_REJECTED,
+        non_retryable=True,
+    )
 
 
 def support_triage(request: ModelCallInput) -> ChatMessage:
