@@ -60,4 +60,5 @@ def _print_banner(settings: Settings, address: str, *, started: bool) -> None:
 def _flags_source(settings: Settings) -> str:
     if settings.launchdarkly_sdk_key is not None:
         return f"LaunchDarkly ({settings.launchdarkly_base_uri or 'launchdarkly.com'})"
-    return f"file {settings.flags_file}, re-read every {settings.flags_poll_seconds:g} s"
+    copy = " (a working copy of temporal-dev/flags.json)" if settings.is_default_flags_file else ""
+    return f"file {settings.flags_file}{copy}, re-read every {settings.flags_poll_seconds:g} s"

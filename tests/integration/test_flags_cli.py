@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from opsready.settings import PROJECT_ROOT
+from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE
 from tests.fakes.launchdarkly_api import FakeLaunchDarkly
 
 OPSREADY = str(Path(sys.executable).parent / "opsready")
@@ -42,11 +42,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "OPSREADY_LOG_FORMAT": "json", **extra}
 
 
-def run(env: dict[str, str], *args: str) -> Done:
+def run(env: dict[str, str], *args: str, cwd: Path = PROJECT_ROOT) -> Done:
     done = subprocess.run(
         [OPSREADY, "flags", *args],
         env=env,
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,13 +58,43 @@ def run(env: dict[str, str], *args: str) -> Done:
 @pytest.fixture
 def flags_file(tmp_path: Path) -> Path:
     path = tmp_path / "flags.json"
-    shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", path)
+    shutil.copy(SHIPPED_FLAGS_FILE, path)
     return path
 
 
 @pytest.fixture
 def local(flags_file: Path) -> dict[str, str]:
     return clean_env(OPSREADY_FLAGS_FILE=str(flags_file))
+
+
+def _git_status(path: Path) -> str:
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--", str(path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_kill_writes_the_working_copy_and_leaves_the_shipped_flags_untouched(
+    tmp_path: Path,
+) -> None:
+    shipped, status = SHIPPED_FLAGS_FILE.read_bytes(), _git_status(SHIPPED_FLAGS_FILE)
+    # No OPSREADY_FLAGS_FILE nor OPSREADY_DATA_DIR: the default, ./.opsready/flags.json.
+    killed = run(clean_env(), "kill", "--agent", "support-triage", cwd=tmp_path)
+    assert killed.code == 0, killed.err
+    working = tmp_path / ".opsready" / "flags.json"
+    assert f"(version 2, {Path('.opsready') / 'flags.json'})" in killed.out
+    assert json.loads(working.read_text())["flags"][AGENT_SWITCH]["fallthrough"] == {
+        "variation": 1
+    }
+    assert SHIPPED_FLAGS_FILE.read_bytes() == shipped
+    assert _git_status(SHIPPED_FLAGS_FILE) == status  # clean on a fresh clone
+    # The next command reads the working copy, not the shipped defaults again.
+    got = run(clean_env(), "get", AGENT_SWITCH, "--json", cwd=tmp_path)
+    assert got.json()["serving"] == "true"
 
 
 def test_list_shows_every_flag_and_what_it_serves(local: dict[str, str]) -> None:

@@ -5,8 +5,10 @@ then runs: a message answered on its own; a refund over the threshold approved t
 the `opsready` CLI; one rejected; one halted while it waits. Then flags: a run with a
 shadow twin trying prompt v2, and the agent's kill switch flipped while a run waits (the
 worker's listener halts it; the next run is refused). Prints what happened and where to
-look in the Temporal UI, then stops what it started. The demo's flags live in a copy of
-`temporal-dev/flags.json` under the data dir, so the shipped file is never changed.
+look in the Temporal UI, then stops what it started. The demo's flags live in its own copy
+of the shipped defaults (`.opsready/demo-flags.json`), so neither the shipped file nor the
+operator's working copy (`.opsready/flags.json`) is changed, and earlier flips there
+cannot change how the demo ends.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from opsready.client import OpsreadyClient
 from opsready.console import waiting
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
-from opsready.settings import Settings
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 from workflows.types import AgentRunResult, RunStatus
 
 if TYPE_CHECKING:
@@ -246,7 +248,7 @@ async def _demo_on(
     )
 
     flags_file = settings.data_dir / "demo-flags.json"
-    shutil.copyfile(settings.flags_file, flags_file)
+    shutil.copyfile(SHIPPED_FLAGS_FILE, flags_file)
     settings = settings.model_copy(update={"flags_file": flags_file})
     flags = FlagClient.from_settings(settings)
     try:
