@@ -11,10 +11,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
+from opsready.flags.values import ShadowFlag
 from workflows.types import Budgets, Candidate, FlagEvaluation, ModelPrice
 
 # The flags every run evaluates, with the value that means "as the agent defines it".
@@ -29,14 +30,6 @@ RUN_FLAGS: dict[str, Any] = {
 }
 CONTROL = "control"
 SHADOW_VARIANT = "shadow"
-
-
-class ShadowFlag(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt_version: str | None = None
-    model: str | None = None
-    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 @dataclass

@@ -137,9 +137,7 @@ class Settings(LogSettings):
     )
     # The working copy under the data dir, seeded from SHIPPED_FLAGS_FILE on first use
     # (opsready.flags.working_copy), so flipping a flag never touches a tracked file.
-    flags_file: Path = Field(
-        default_factory=lambda data: Path(data["data_dir"]) / FLAGS_FILE_NAME
-    )
+    flags_file: Path = Field(default_factory=lambda data: Path(data["data_dir"]) / FLAGS_FILE_NAME)
     flags_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     flags_start_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     launchdarkly_base_uri: str | None = Field(  # a Relay Proxy, for example
