@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from opsready.client import RunSummary
+from opsready.runs import RunSummary
 from starters.render import runs_table
 
 LONG_ID = "support-triage-" + "r" * 40
