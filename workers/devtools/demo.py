@@ -32,6 +32,7 @@ from opsready.console import waiting
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import SHIPPED_FLAGS_FILE, Settings
+from opsready.ui_links import operator_views, run_url
 from workflows.types import AgentRunResult, RunStatus
 
 if TYPE_CHECKING:
@@ -192,10 +193,12 @@ def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
         )
     print("\nWhere to look")
     print(f"  Temporal UI: {ui_url}/namespaces/default/workflows")
-    print("    each run: its summary, current details, the history of model and tool")
-    print("    activities (named in their summaries), the approval signal/update, the memo")
+    print("    each run: User Metadata (summary, current details), the history of model and")
+    print("    tool activities (named in their summaries), the approval signal/update, the memo")
+    for label, url in operator_views(ui_url):
+        print(f"    {label}: {url}")
     example = runs[1].run_id if len(runs) > 1 else runs[0].run_id
-    print(f"  One run:     {ui_url}/namespaces/default/workflows/{example}")
+    print(f"  One run:     {run_url(ui_url, example)}")
     print("  CLI:         opsready list --agent support-triage")
     print(f"               opsready status {example}")
     print("  Temporal:    temporal workflow list --query \"AgentStatus='halted'\"")
