@@ -105,7 +105,7 @@ async def test_an_operator_finds_the_waiting_run_reads_it_and_approves_it_in_the
         run_id = await client.start_run("support-triage", BIG_REFUND, user_id="cust-1")
         pending = await client.wait_for_approval(run_id, timeout=30)
 
-        for label, query in OPERATOR_VIEWS:  # every printed list is a query the server takes
+        for _label, query in OPERATOR_VIEWS:  # every printed list is a query the server takes
             await temporal.count_workflows(f'WorkflowType="AgentRun" AND {query}')
         # The list `make dev` prints: only runs that wait for a person.
         awaiting = dict(OPERATOR_VIEWS)["awaiting approval"]
