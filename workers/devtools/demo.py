@@ -181,7 +181,7 @@ async def _wait_until_awaiting(client: OpsreadyClient, run_id: str, timeout: flo
         await asyncio.sleep(0.1)
 
 
-def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
+def print_summary(runs: list[ScenarioRun], ui_url: str, flags_file: Path | None = None) -> None:
     print("\nSummary")
     print(f"  {'scenario':<9} {'status':<17} {'steps':>5} {'tokens':>7} {'cost $':>9}  approval")
     for run in runs:
@@ -202,7 +202,8 @@ def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
     print("  CLI:         opsready list --agent support-triage")
     print(f"               opsready status {example}")
     print("  Temporal:    temporal workflow list --query \"AgentStatus='halted'\"")
-    print("  Flags:       opsready flags list   (the demo's copy: OPSREADY_FLAGS_FILE=...)")
+    copy = shlex.quote(str(flags_file)) if flags_file else "..."
+    print(f"  Flags:       OPSREADY_FLAGS_FILE={copy} opsready flags list   (the demo's copy)")
     print("               opsready shadow report support-triage")
     print("  Versions:    opsready deploy status")
 
@@ -280,7 +281,7 @@ async def _demo_on(
             runs = await run_scenarios(client, address)
             print(f"\nFlags ({flags_file}):")
             runs += await run_flag_scenarios(client, address, flags, flags_file)
-            print_summary(runs, ui_url)
+            print_summary(runs, ui_url, flags_file)
             if started and (keep_running or sys.stdin.isatty()):
                 print("\nThe server and worker keep running so you can explore; Enter stops them.")
                 await asyncio.to_thread(sys.stdin.readline)
