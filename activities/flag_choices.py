@@ -11,10 +11,11 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
+from opsready.flags.values import ShadowFlag
 from workflows.payloads import Budgets, ModelPrice
 from workflows.types import Candidate, FlagEvaluation
 
@@ -30,14 +31,6 @@ RUN_FLAGS: dict[str, Any] = {
 }
 CONTROL = "control"
 SHADOW_VARIANT = "shadow"
-
-
-class ShadowFlag(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    prompt_version: str | None = None
-    model: str | None = None
-    sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
 @dataclass

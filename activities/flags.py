@@ -1,8 +1,9 @@
 """Feature flags: one LaunchDarkly client per worker process, and the flag activities.
 
 With `LAUNCHDARKLY_SDK_KEY` the client talks to LaunchDarkly (or a Relay Proxy); without,
-it reads `temporal-dev/flags.json` through the SDK's file data source with auto-update, so
-editing the file changes flags live. Flags are evaluated only here, in activities: their
+it reads the local flag file (the working copy `.opsready/flags.json`, seeded from the
+shipped `temporal-dev/flags.json`) through the SDK's file data source with auto-update, so
+`opsready flags` changes flags live. Flags are evaluated only here, in activities: their
 results (value, variation, reason) are recorded in history, so replays never re-evaluate.
 """
 
@@ -17,6 +18,7 @@ from ldclient.config import Config
 from ldclient.integrations import Files
 from temporalio import activity
 
+from opsready.flags import working_flag_file
 from opsready.settings import Settings
 from workflows.contract import Activity, KillSwitchScope, SafetyKind, kill_switch_key
 from workflows.payloads import KillSwitchCheck, KillSwitchInput, RunContext
@@ -54,6 +56,7 @@ class FlagClient:
             source = f"LaunchDarkly ({uri or 'launchdarkly.com'})"
         else:
             # The file source must not be combined with offline=True: offline ignores it.
+            working_flag_file(settings)
             config = Config(
                 "local-flags-file",
                 update_processor_class=Files.new_data_source(

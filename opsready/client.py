@@ -1,4 +1,4 @@
-"""The typed Python API service code calls to start, query, approve and halt agent runs.
+"""The typed Python API service code calls to start, query, wait on, approve and halt runs.
 
 The `opsready` CLI is a thin shell around this class. Every user mistake (unknown agent,
 empty text, unknown run, an approval for a run that awaits none) raises an `OpsreadyError`
@@ -7,11 +7,13 @@ with a one-line message; Temporal's own errors do not leak out of it.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -20,6 +22,7 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -33,13 +36,22 @@ from temporalio.service import RPCError, RPCStatusCode
 from opsready.connection import connect
 from opsready.errors import (
     NotAwaitingApprovalError,
+    NoWorkerError,
     OpsreadyError,
+    RequestIdReusedError,
     RunEndedError,
-    RunNotFoundError,
-    UnknownAgentError,
     one_line,
 )
+from opsready.names import check_request_id, known_agents, unknown_agent
 from opsready.redaction import redact_text
+from opsready.run_workers import (
+    PendingCall,
+    Placement,
+    has_worker,
+    pending_calls,
+    placement_of,
+)
+from opsready.runs import RunSummary, describe_workflow, require_running, state_of
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workflows import contract
@@ -50,45 +62,20 @@ from workflows.types import (
     AgentRunState,
     ApprovalDecision,
     HaltRequest,
+    PendingApproval,
     RunStatus,
 )
 
 # A query needs a worker; without one the server would hold the call for a minute.
 QUERY_TIMEOUT = timedelta(seconds=10)
+# How long a decision or halt waits for a worker to act on it before saying none did.
+ACT_TIMEOUT_SECONDS = 15.0
+# The memo entry that tells a reused request id with the same text from one with another.
+INPUT_HASH = "input_sha256"
 
 
-class RunSummary(BaseModel):
-    """One line of `opsready list`: what the Temporal visibility store knows of a run."""
-
-    run_id: str
-    agent: str | None
-    status: str
-    user: str | None
-    tenant: str | None
-    cost_usd: float | None
-    tokens: int | None
-    started_at: datetime | None
-    closed_at: datetime | None
-
-
-def state_of(
-    agent: str, result: AgentRunResult, started_at: datetime | None = None
-) -> AgentRunState:
-    """The final state of an ended run, rebuilt from its result."""
-    return AgentRunState(
-        agent=agent,
-        status=result.status,
-        step=result.steps,
-        usage=result.usage,
-        tool_calls=result.tool_calls,
-        approvals=result.approvals,
-        config=result.config,
-        safety_events=result.safety_events,
-        output=result.output,
-        reason=result.reason,
-        stop_reason=result.stop_reason,
-        started_at=started_at,
-    )
+def input_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class OpsreadyClient:
@@ -125,7 +112,10 @@ class OpsreadyClient:
         request_id: str | None = None,
         metadata: dict[str, str] | None = None,
     ) -> str:
-        """Start a run (or find the one already started for this request id); its run id."""
+        """Start a run (or find the one already started for this request id, for the same
+        text: another text under a used request id raises RequestIdReusedError); its run id."""
+        if request_id is not None:
+            check_request_id(request_id)
         try:
             request = AgentRunRequest(
                 agent=agent,
@@ -157,7 +147,12 @@ class OpsreadyClient:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(attributes),
-                memo={"request_id": request.request_id, "user": user_id, "tenant": tenant_id},
+                memo={
+                    "request_id": request.request_id,
+                    "user": user_id,
+                    "tenant": tenant_id,
+                    INPUT_HASH: input_hash(request.input),
+                },
                 static_summary=f"{agent}: {preview}",
                 static_details=(
                     f"agent **{agent}**, user {user_id or '-'}, tenant {tenant_id or '-'}, "
@@ -168,7 +163,18 @@ class OpsreadyClient:
             pass  # the same request id already ran: that run is the answer (idempotent start)
         except RPCError as err:
             raise OpsreadyError(f"cannot start {run_id}: {err.message}") from None
+        if request_id is not None:  # only a caller's own id can have been used before
+            await self._check_same_input(run_id, request)
         return run_id
+
+    async def _check_same_input(self, run_id: str, request: AgentRunRequest) -> None:
+        description = await self._describe(run_id)
+        recorded = (await description.memo()).get(INPUT_HASH)
+        if recorded is not None and recorded != input_hash(request.input):
+            raise RequestIdReusedError(
+                f"request id {request.request_id!r} already started {run_id} with a different "
+                "text; use a new request id (the same id and text return that run)"
+            )
 
     def _check_agent(self, agent: str) -> None:
         """Refuse unknown agents early when the definitions are here; a starter without
@@ -176,10 +182,7 @@ class OpsreadyClient:
         agents_dir = self.settings.agents_dir
         if not agents_dir.is_dir() or (agents_dir / f"{agent}.toml").is_file():
             return
-        known = sorted(p.stem for p in agents_dir.glob("*.toml") if p.stem != "pricing")
-        raise UnknownAgentError(
-            f"unknown agent {agent!r}; agents in {agents_dir}: {', '.join(known) or 'none'}"
-        )
+        raise unknown_agent(agent, agents_dir)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -214,6 +217,41 @@ class OpsreadyClient:
                 ) from None
             raise OpsreadyError(f"cannot query {run_id}: {err.message}") from None
 
+    async def pending_calls(self, run_id: str) -> list[PendingCall]:
+        """The model and tool calls the run waits on right now, with their attempt number
+        and last error while Temporal retries them (no worker needed)."""
+        return pending_calls(await self._describe(run_id))
+
+    async def wait_for_status(
+        self, run_id: str, *statuses: RunStatus, timeout: float = 60.0, every: float = 0.2
+    ) -> AgentRunState:
+        """Poll the run until its status is one of `statuses`; its state then. Raises
+        RunEndedError if it ends in another status, TimeoutError after `timeout` seconds."""
+        if not statuses:
+            raise ValueError("wait_for_status needs at least one status")
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    state = await self.state(run_id)
+                    if state.status in statuses:
+                        return state
+                    if state.status.is_terminal:
+                        raise RunEndedError(
+                            f"{run_id} ended {state.status.value} "
+                            f"({state.reason or 'no reason given'}) before it was "
+                            f"{' or '.join(s.value for s in statuses)}"
+                        )
+                    await asyncio.sleep(every)
+        except TimeoutError:
+            wanted = " or ".join(s.value for s in statuses)
+            raise TimeoutError(f"{run_id} was not {wanted} within {timeout:g}s") from None
+
+    async def wait_for_approval(self, run_id: str, *, timeout: float = 60.0) -> PendingApproval:
+        """Wait until the run asks for an approval; the (first) pending request, whose
+        `request_id`, tool, arguments and reason say what to decide."""
+        state = await self.wait_for_status(run_id, RunStatus.AWAITING_APPROVAL, timeout=timeout)
+        return state.pending_approvals[0]
+
     async def result(self, run_id: str) -> AgentRunResult:
         """Wait for the run to end (following continue-as-new) and return its result."""
         await self._describe(run_id)
@@ -238,6 +276,14 @@ class OpsreadyClient:
             if not agent or "'" in agent:
                 raise OpsreadyError(f"invalid agent name {agent!r}")
             query += f" AND AgentName = '{agent}'"
+        runs = await self._list(query, limit)
+        agents_dir = self.settings.agents_dir
+        # No runs of an agent nobody defined is a typo, not news ("no runs").
+        if not runs and agent and agents_dir.is_dir() and agent not in known_agents(agents_dir):
+            raise unknown_agent(agent, agents_dir)
+        return runs
+
+    async def _list(self, query: str, limit: int) -> list[RunSummary]:
         runs: list[RunSummary] = []
         try:
             async for execution in self.temporal.list_workflows(query, limit=limit):
@@ -290,21 +336,40 @@ class OpsreadyClient:
         *,
         request_id: str | None = None,
         comment: str | None = None,
+        wait_seconds: float = ACT_TIMEOUT_SECONDS,
     ) -> AgentRunState:
         """Send a decision through the `decide` update: refused decisions raise, accepted
-        ones return the state after the workflow acted on them."""
+        ones return the state after the workflow acted on them. When no worker of the run's
+        build takes it within `wait_seconds`, NoWorkerError says so and what became of it."""
         try:
             decision = ApprovalDecision(
                 request_id=request_id, approved=approved, approver=approver, comment=comment
             )
         except ValidationError as err:
             raise OpsreadyError(f"invalid decision: {one_line(err)}") from None
-        await self._require_open(run_id)
-        try:
-            state: AgentRunState = await self._handle(run_id).execute_update(
-                Update.DECIDE, decision, result_type=AgentRunState
+        placement = await self._open_placement(run_id)
+        if not await has_worker(self.temporal, placement):
+            raise NoWorkerError(
+                f"no worker serves {run_id} ({placement.where()}): the decision was not sent; "
+                f"start one with `{placement.worker_command()}`, then decide again"
             )
+        try:
+            async with asyncio.timeout(wait_seconds):
+                state: AgentRunState = await self._handle(run_id).execute_update(
+                    Update.DECIDE,
+                    decision,
+                    result_type=AgentRunState,
+                    rpc_timeout=timedelta(seconds=wait_seconds),
+                )
             return state
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            raise NoWorkerError(
+                f"no worker took the decision on {run_id} within {wait_seconds:g}s "
+                f"({placement.where()}): it is not in the run's history, and takes effect "
+                "only if a worker picks the run up while the server still holds it; check "
+                f"`opsready status {run_id}` before deciding again; start a worker with "
+                f"`{placement.worker_command()}`"
+            ) from None
         except WorkflowUpdateFailedError as err:
             reason = err.cause.message if hasattr(err.cause, "message") else str(err.cause)
             raise NotAwaitingApprovalError(f"{run_id}: {reason}") from None
@@ -313,40 +378,46 @@ class OpsreadyClient:
                 raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot send the decision to {run_id}: {err.message}") from None
 
-    async def halt(self, run_id: str, *, reason: str, by: str) -> None:
-        """Stop the run at once (also while it waits for an approval or runs a tool)."""
+    async def halt(
+        self, run_id: str, *, reason: str, by: str, wait_seconds: float = ACT_TIMEOUT_SECONDS
+    ) -> AgentRunState:
+        """Stop the run at once (also while it waits for an approval or runs a tool) and
+        wait up to `wait_seconds` for it to end; its final state. The halt signal is in the
+        run's history as soon as this returns or raises NoWorkerError (no worker acted on
+        it yet: it acts when a worker of the run's build runs)."""
         try:
             request = HaltRequest(reason=reason, by=by)
         except ValidationError as err:
             raise OpsreadyError(f"invalid halt: {one_line(err)}") from None
-        await self._require_open(run_id)
+        placement = await self._open_placement(run_id)
+        served = await has_worker(self.temporal, placement)
         try:
             await self._handle(run_id).signal(Signal.HALT, request)
         except RPCError as err:
             raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
-
-    async def _require_open(self, run_id: str) -> None:
-        require_running((await self._describe(run_id)).status, run_id)
-
-
-async def describe_workflow(
-    temporal: Client, workflow_id: str, workflow_type: str, noun: str, kind: str
-) -> WorkflowExecutionDescription:
-    """Describe `workflow_id`; one clear error when it does not exist or is another type."""
-    try:
-        description = await temporal.get_workflow_handle(workflow_id).describe()
-    except RPCError as err:
-        if err.status is RPCStatusCode.NOT_FOUND:
-            raise RunNotFoundError(
-                f"no {noun} {workflow_id!r} in namespace {temporal.namespace}"
+        pending = (
+            f"the halt is recorded in {run_id}'s history and acts when a worker takes the "
+            f"run; start one with `{placement.worker_command()}`"
+        )
+        if not served:
+            raise NoWorkerError(f"no worker serves {run_id} ({placement.where()}): {pending}")
+        try:
+            async with asyncio.timeout(wait_seconds):
+                await self._until_closed(run_id)
+        except TimeoutError:
+            raise NoWorkerError(
+                f"no worker acted on the halt of {run_id} within {wait_seconds:g}s "
+                f"({placement.where()}): {pending}"
             ) from None
-        raise OpsreadyError(f"cannot read {workflow_id}: {err.message}") from None
-    if description.workflow_type != workflow_type:
-        raise RunNotFoundError(f"{workflow_id!r} is a {description.workflow_type}, not {kind}")
-    return description
+        return await self.state(run_id)
 
+    async def _until_closed(self, run_id: str) -> None:
+        while True:
+            if (await self._describe(run_id)).status is not WorkflowExecutionStatus.RUNNING:
+                return
+            await asyncio.sleep(0.2)
 
-def require_running(status: WorkflowExecutionStatus | None, workflow_id: str) -> None:
-    if status is not WorkflowExecutionStatus.RUNNING:
-        ended = status.name.lower() if status else "unknown"
-        raise RunEndedError(f"{workflow_id} has already ended ({ended})")
+    async def _open_placement(self, run_id: str) -> Placement:
+        description = await self._describe(run_id)
+        require_running(description.status, run_id)
+        return placement_of(description)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import textwrap
 from typing import Any
 
 from temporalio.client import Client
@@ -44,6 +46,27 @@ async def connect(
     except RuntimeError as err:
         raise TemporalUnavailableError(
             f"cannot reach Temporal at {config['target_host']} (namespace "
-            f"{config['namespace']}): {str(err).splitlines()[0][:200]}. Start it with "
+            f"{config['namespace']}): {connect_failure(str(err))}. Start it with "
             "`make dev`, or set TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE"
         ) from None
+
+
+# The innermost reason in the SDK's transport error: `message: "Connection refused"`,
+# `error: "failed to lookup address information: ..."`, `ConnectError("tcp connect error"`.
+_REASONS = (
+    re.compile(r'message: "([^"]+)"'),
+    re.compile(r'error: "([^"]+)"'),
+    re.compile(r'ConnectError\("([^"]+)"'),
+)
+
+
+def connect_failure(text: str) -> str:
+    """Why a connection failed, in the operator's words: the transport's innermost reason
+    (the SDK's message nests Rust debug output), whole words, one line."""
+    for pattern in _REASONS:
+        found = pattern.findall(text)
+        if found:
+            return str(found[-1]).lower()
+    first = text.splitlines()[0] if text else "connection failed"
+    first = first.removeprefix("Failed client connect: ").split(" tonic::")[0].rstrip(": ")
+    return textwrap.shorten(first, width=160, placeholder=" ...") or "connection failed"

@@ -10,7 +10,10 @@ Each carries a one-line message that the CLI prints as it is, and an exit code:
     ├── RunEndedError                  2  a decision or halt for a run that has ended
     ├── NotAwaitingApprovalError       2  a decision the run refused (none pending, stale id,
     │                                     approver without the right)
+    ├── RequestIdReusedError           2  a request id already used for a different text
     ├── TemporalUnavailableError       4  the Temporal server cannot be reached
+    ├── NoWorkerError                  5  no worker serves the run's build: a decision was
+    │                                     not delivered, or a halt waits for a worker
     ├── FlagNotFoundError              2  no flag with that key (with close matches)
     ├── FlagChangeError                2  a change a flag cannot take
     ├── LaunchDarklyError              2  LaunchDarkly refused a request
@@ -60,6 +63,17 @@ class RunEndedError(OpsreadyError):
 
 class NotAwaitingApprovalError(OpsreadyError):
     """An approval was sent to a run that waits for none (or for another request)."""
+
+
+class RequestIdReusedError(OpsreadyError):
+    """A start reused a request id whose run was started for a different text."""
+
+
+class NoWorkerError(OpsreadyError):
+    """No worker took a decision or halt in time: none serves the run's build (the message
+    says what became of the decision and which worker to start)."""
+
+    exit_code = 5
 
 
 class TemporalUnavailableError(OpsreadyError):

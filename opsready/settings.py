@@ -31,6 +31,9 @@ from opsready.errors import ConfigError, error_parts
 from workflows.contract import DEFAULT_TASK_QUEUE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The flags opsready ships with. Never written: commands and workers use a working copy.
+SHIPPED_FLAGS_FILE = PROJECT_ROOT / "temporal-dev" / "flags.json"
+FLAGS_FILE_NAME = "flags.json"
 ENV_PREFIX = "OPSREADY_"
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -138,7 +141,9 @@ class Settings(LogSettings):
     launchdarkly_sdk_key: SecretStr | None = Field(
         default=None, validation_alias="LAUNCHDARKLY_SDK_KEY"
     )
-    flags_file: Path = PROJECT_ROOT / "temporal-dev" / "flags.json"
+    # The working copy under the data dir, seeded from SHIPPED_FLAGS_FILE on first use
+    # (opsready.flags.working_copy), so flipping a flag never touches a tracked file.
+    flags_file: Path = Field(default_factory=lambda data: Path(data["data_dir"]) / FLAGS_FILE_NAME)
     flags_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     flags_start_wait_seconds: float = Field(default=5.0, ge=0, le=60)
     launchdarkly_base_uri: str | None = Field(  # a Relay Proxy, for example
@@ -165,6 +170,11 @@ class Settings(LogSettings):
         """Where evidence bundles and postmortem drafts are written: shared storage when
         workers run on several hosts (OPSREADY_EVIDENCE_DIR)."""
         return self.evidence_dir or self.data_dir / "incidents"
+
+    @property
+    def is_default_flags_file(self) -> bool:
+        """Is the flag file the data dir's working copy (seeded when missing)?"""
+        return self.flags_file == self.data_dir / FLAGS_FILE_NAME
 
     def temporal_binary(self) -> str:
         """Path of the `temporal` CLI: the setting, the one beside this Python, or PATH."""

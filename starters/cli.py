@@ -1,6 +1,7 @@
 """The `opsready` command line: start, inspect, approve and stop agent runs; run the
 local stack. Every command has `--help`; user mistakes print one line and exit non-zero:
-2 bad input or config, 3 unknown run, 4 Temporal unreachable, 130 interrupted."""
+2 bad input or config, 3 unknown run, 4 Temporal unreachable, 5 no worker acted on a
+decision or halt in time, 130 interrupted."""
 
 from __future__ import annotations
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from rich.table import Column
 
 from opsready.console import table, table_text
+from opsready.errors import FlagChangeError
 from opsready.flags import FlagInfo, FlagNotFoundError, FlagStore, flag_store, kill_switch_key
+from opsready.flags.values import check_flag_value
+from opsready.names import did_you_mean, known_agents, known_tools
 from opsready.settings import Settings
 from starters.cli_common import (
     JSON_OUTPUT,
@@ -77,6 +79,13 @@ def register(commands: Subcommands) -> None:
             "--tool", metavar="TOOL", help="only calls of this tool (default: everything)"
         )
         switch.add_argument("--reason", help="why; LaunchDarkly keeps it with the change")
+        if name == "kill":
+            switch.add_argument(
+                "--force",
+                action="store_true",
+                help="kill an agent or tool the agent definitions do not know (e.g. another "
+                "machine's)",
+            )
 
 
 Step = Callable[[argparse.Namespace, FlagStore, Settings], Awaitable[int]]
@@ -116,7 +125,9 @@ async def _get(args: argparse.Namespace, store: FlagStore, settings: Settings) -
 
 
 async def _set(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
-    info = await store.set_value(args.key, parse_value(args.value))
+    value, json_error = parse_value(args.value)
+    check_flag_value(args.key, value, settings.agents_dir, json_error=json_error)
+    info = await store.set_value(args.key, value)
     _report(args, info, f"{info.key} now serves {info.serving()}", store)
     return 0
 
@@ -130,16 +141,35 @@ def _scope(args: argparse.Namespace) -> str:
 async def _kill(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
     key = kill_switch_key(args.agent, args.tool)
     existed = await _exists(store, key)
+    if not existed and not args.force:
+        _refuse_unknown_scope(args, key, settings)
     info = await store.kill(agent=args.agent, tool=args.tool, reason=args.reason)
     created = "" if existed else " (created)"
     line = f"killed {_scope(args)}: {key}{created} now serves {info.serving()}"
     _report(args, info, line, store)
-    if args.agent and not existed and not (settings.agents_dir / f"{args.agent}.toml").exists():
-        print(
-            f"note: no agent {args.agent!r} in {settings.agents_dir}; check the spelling",
-            file=sys.stderr,
-        )
     return 0
+
+
+def _refuse_unknown_scope(args: argparse.Namespace, key: str, settings: Settings) -> None:
+    """A kill that would create a switch for a name no agent definition knows is a typo until
+    `--force` says otherwise: the real agent or tool would keep running."""
+    if args.agent:
+        kind, name, known = "agent", args.agent, known_agents(settings.agents_dir)
+    elif args.tool:
+        kind, name, known = "tool", args.tool, known_tools(settings.agents_dir)
+    else:
+        return
+    if name in known:
+        return
+    where = (
+        f"the agent definitions in {settings.agents_dir}"
+        if known
+        else f"no agent definitions found in {settings.agents_dir}"
+    )
+    raise FlagChangeError(
+        f"unknown {kind} {name!r}{did_you_mean(name, known)} ({where}); "
+        f"--force creates {key} anyway"
+    )
 
 
 async def _unkill(args: argparse.Namespace, store: FlagStore, settings: Settings) -> int:
@@ -164,12 +194,17 @@ def _report(args: argparse.Namespace, info: FlagInfo, line: str, store: FlagStor
         print(f"{line} (version {info.version}, {store.location})")
 
 
-def parse_value(text: str) -> Any:
-    """VALUE as JSON when it parses (`true`, `3`, `"3"`, `{}`), else the text itself."""
+def parse_value(text: str) -> tuple[Any, str | None]:
+    """VALUE as JSON when it parses (`true`, `3`, `"3"`, `{}`), else the text itself, and
+    why it is not JSON when it looks meant as JSON (`{`, `[` or `"` first)."""
     try:
-        return json.loads(text, parse_constant=_no_constant)
-    except ValueError:
-        return text
+        return json.loads(text, parse_constant=_no_constant), None
+    except ValueError as err:
+        if not text.lstrip().startswith(("{", "[", '"')):
+            return text, None  # plain text, as meant
+        if isinstance(err, json.JSONDecodeError):
+            return text, f"{err.msg} at line {err.lineno} column {err.colno}"
+        return text, str(err)
 
 
 def _no_constant(name: str) -> Any:

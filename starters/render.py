@@ -3,21 +3,68 @@
 from __future__ import annotations
 
 import json
+import shlex
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Column
 
-from opsready.client import RunSummary, state_of
 from opsready.console import table, table_text
-from workflows.types import AgentRunResult, AgentRunState
+from opsready.run_workers import PendingCall
+from opsready.runs import RunSummary, state_of
+from workflows.types import AgentRunResult, AgentRunState, PendingApproval, ToolCallRecord
 
 
 def _args(arguments: dict[str, Any]) -> str:
-    text = json.dumps(arguments, separators=(",", ":"), default=str)
-    return text if len(text) <= 80 else text[:77] + "..."
+    """Arguments whole, as JSON a person reads (and could paste): non-ASCII as itself."""
+    return json.dumps(arguments, ensure_ascii=False, separators=(", ", ": "), default=str)
 
 
-def state_text(run_id: str, state: AgentRunState) -> str:
+def decide_commands(run_id: str, pending: PendingApproval) -> list[str]:
+    """The exact commands that answer a pending approval, shell-quoted."""
+    base = f"{shlex.quote(run_id)} --request-id {shlex.quote(pending.request_id)} --as NAME"
+    return [f"opsready approve {base}", f"opsready reject {base}"]
+
+
+def awaiting_text(run_id: str, pending: PendingApproval) -> str:
+    """What a run waits for, and how to answer it (for `run --wait` and `status`)."""
+    escalated = " (escalated)" if pending.is_escalated else ""
+    approve, reject = decide_commands(run_id, pending)
+    return "\n".join(
+        [
+            f"waiting   approval{escalated} of {pending.tool} {_args(pending.arguments)}: "
+            f"{pending.reason}",
+            f"          approve:  {approve}",
+            f"          reject:   {reject}",
+        ]
+    )
+
+
+def _tool_line(call: ToolCallRecord, state: AgentRunState) -> str:
+    tier = call.risk_tier.value if call.risk_tier else "-"
+    waiting = {p.call_id for p in state.pending_approvals if p.step == call.step}
+    if call.decision == "invalid" and call.call_id in waiting:
+        # The record's default until the gate decides (workflows/agent_run.py).
+        outcome = "awaiting approval"
+    elif call.decision == "invalid" and not call.error and not state.status.is_terminal:
+        outcome = "in progress"
+    else:
+        outcome = f"{call.decision}: " + ("ok" if call.ok else (call.error or "not run"))
+    return f"tool      step {call.step} {call.tool} [{tier}] {_args(call.arguments)} {outcome}"
+
+
+def _call_line(call: PendingCall) -> str:
+    if not call.is_retrying:
+        return f"calling   {call.what} ({call.state})"
+    line = f"retrying  {call.what}, attempt {call.attempt}"
+    if call.last_error:
+        line += f"; last error: {' '.join(call.last_error.split())}"
+    if call.next_attempt_at is not None:
+        line += f"; next attempt at {call.next_attempt_at:%H:%M:%S}Z"
+    return line
+
+
+def state_text(run_id: str, state: AgentRunState, calls: Sequence[PendingCall] = ()) -> str:
     lines = [f"run       {run_id}", f"status    {state.status.value} at step {state.step}"]
     if state.reason:
         lines.append(f"reason    {state.reason}")
@@ -41,19 +88,9 @@ def state_text(run_id: str, state: AgentRunState) -> str:
     )
     if state.shadow_run_id:
         lines.append(f"shadow    twin {state.shadow_run_id}")
-    for pending in state.pending_approvals:
-        escalated = " (escalated)" if pending.is_escalated else ""
-        lines.append(
-            f"waiting   {pending.tool} {_args(pending.arguments)}{escalated}: {pending.reason}"
-        )
-        lines.append(f"          request {pending.request_id}")
-        lines.append(f"          opsready approve {run_id} --as NAME   (or: opsready reject ...)")
-    for call in state.tool_calls:
-        outcome = "ok" if call.ok else (call.error or "not run")
-        tier = call.risk_tier.value if call.risk_tier else "-"
-        lines.append(
-            f"tool      step {call.step} {call.tool} [{tier}] {call.decision}: {outcome[:100]}"
-        )
+    lines.extend(_call_line(call) for call in calls)
+    lines.extend(awaiting_text(run_id, pending) for pending in state.pending_approvals)
+    lines.extend(_tool_line(call, state) for call in state.tool_calls)
     for approval in state.approvals:
         by = f" by {approval.approver}" if approval.approver else ""
         comment = f' "{approval.comment}"' if approval.comment else ""

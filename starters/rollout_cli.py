@@ -9,6 +9,7 @@ every command takes the flag key or the id.
 from __future__ import annotations
 
 import argparse
+import shlex
 from typing import Any
 
 from temporalio.client import (
@@ -22,8 +23,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from opsready.client import QUERY_TIMEOUT, describe_workflow, require_running
+from opsready.client import QUERY_TIMEOUT
 from opsready.errors import OpsreadyError, RunEndedError
+from opsready.runs import describe_workflow, require_running
 from opsready.settings import Settings
 from starters.cli_common import (
     JSON_OUTPUT,
@@ -93,7 +95,7 @@ def register(commands: Subcommands) -> None:
         rollout,
         "abort",
         cmd_abort,
-        parents=(TEMPORAL,),
+        parents=(TEMPORAL, JSON_OUTPUT),
         help="roll back to 0%% now, from any stage",
     )
     abort.add_argument("rollout", metavar="FLAG|ID")
@@ -165,7 +167,10 @@ async def cmd_abort(args: argparse.Namespace, settings: Settings) -> int:
     await _require_running(temporal, workflow_id)
     abort = valid(AbortRequest, reason=args.reason, by=args.by)
     await _call(workflow_id, temporal.get_workflow_handle(workflow_id).signal(Signal.ABORT, abort))
-    print(f"abort sent to {workflow_id}: the candidate goes back to 0% now")
+    if args.json:
+        print_json({"rollout_id": workflow_id, "abort": abort.model_dump(mode="json")})
+    else:
+        print(f"abort sent to {workflow_id}: the candidate goes back to 0% now")
     return 0
 
 
@@ -222,7 +227,7 @@ async def _start(
     except WorkflowAlreadyStartedError:
         raise OpsreadyError(
             f"a rollout of {subject} is already running ({workflow_id}): see "
-            f"`opsready rollout status {handle}`, or abort it first"
+            f"`opsready rollout status {shlex.quote(handle)}`, or abort it first"
         ) from None
     except RPCError as err:
         raise OpsreadyError(f"cannot start {workflow_id}: {err.message}") from None
@@ -230,7 +235,7 @@ async def _start(
         print_json({"rollout_id": workflow_id, "request": request.model_dump(mode="json")})
     else:
         print(workflow_id)
-        print(f"  {stages}; follow it: opsready rollout status {handle}")
+        print(f"  {stages}; follow it: opsready rollout status {shlex.quote(handle)}")
     return 0
 
 
@@ -318,7 +323,9 @@ def state_text(workflow_id: str, state: RolloutState) -> str:
     approval = state.approval
     if approval is not None and approval.outcome == "pending":
         lines.append(f"waiting   approval of 100% from {', '.join(approval.approvers)}")
-        lines.append(f"          opsready rollout approve {handle} --as NAME  (or reject)")
+        lines.append(
+            f"          opsready rollout approve {shlex.quote(handle)} --as NAME  (or reject)"
+        )
     elif approval is not None:
         by = f" by {approval.approver}" if approval.approver else ""
         comment = f' "{approval.comment}"' if approval.comment else ""

@@ -4,8 +4,12 @@ stop agent runs, through the client API (`opsready.OpsreadyClient`)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
+import shlex
 import sys
+from contextlib import suppress
 
+from opsready.client import ACT_TIMEOUT_SECONDS, OpsreadyClient
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
 from starters import render
@@ -18,7 +22,7 @@ from starters.cli_common import (
     operator,
     print_json,
 )
-from workflows.types import RunStatus
+from workflows.types import AgentRunResult, RunStatus
 
 
 def register(commands: Subcommands) -> None:
@@ -60,6 +64,7 @@ def register(commands: Subcommands) -> None:
             "--request-id", help="approval request id (needed when several are pending)"
         )
         decide.add_argument("--comment", help="why; kept in the audit")
+        _wait_option(decide, "for a worker to take the decision")
 
     listing = add_command(
         commands,
@@ -72,10 +77,24 @@ def register(commands: Subcommands) -> None:
     listing.add_argument("--agent", help="AgentName")
     listing.add_argument("--limit", type=int, default=50, help="at most this many (50)")
 
-    halt = add_command(commands, "halt", cmd_halt, parents=(TEMPORAL,), help="stop a run at once")
+    halt = add_command(
+        commands, "halt", cmd_halt, parents=(TEMPORAL, JSON_OUTPUT), help="stop a run at once"
+    )
     halt.add_argument("run_id", metavar="RUN")
     halt.add_argument("--reason", required=True, help="why; kept in the result")
     halt.add_argument("--by", default=operator(), help="who halts (default: login name)")
+    _wait_option(halt, "for the run to stop")
+
+
+def _wait_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--wait-seconds",
+        type=float,
+        default=ACT_TIMEOUT_SECONDS,
+        metavar="S",
+        help=f"wait this long {what}; then say no worker did and which one to start "
+        f"(exit 5) ({ACT_TIMEOUT_SECONDS:g})",
+    )
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,9 +107,9 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print_json({"run_id": run_id})
         else:
             print(run_id)
-            print(f"  follow it: opsready status {run_id}", file=sys.stderr)
+            print(f"  follow it: opsready status {shlex.quote(run_id)}", file=sys.stderr)
         return 0
-    result = await client.result(run_id)
+    result = await _result_telling_what_it_waits_for(client, run_id)
     if args.json:
         print_json({"run_id": run_id, **result.model_dump(mode="json")})
     else:
@@ -98,12 +117,34 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if result.status is RunStatus.COMPLETED else 1
 
 
+async def _result_telling_what_it_waits_for(client: OpsreadyClient, run_id: str) -> AgentRunResult:
+    """The run's result; meanwhile each approval it asks for is announced on stderr with
+    the commands that answer it, so `run --wait` is never silent about why it waits."""
+    result = asyncio.ensure_future(client.result(run_id))
+    announced: set[str] = set()
+    every = 0.5
+    try:
+        while not result.done():
+            with suppress(OpsreadyError):  # no worker to answer the query right now
+                for pending in (await client.state(run_id)).pending_approvals:
+                    if pending.request_id not in announced:
+                        announced.add(pending.request_id)
+                        print(render.awaiting_text(run_id, pending), file=sys.stderr)
+            await asyncio.wait({result}, timeout=every)
+            every = min(every * 2, 5.0)
+        return result.result()
+    finally:
+        result.cancel()
+
+
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    state = await (await connect_client(args, settings)).state(args.run_id)
+    client = await connect_client(args, settings)
+    state = await client.state(args.run_id)
+    calls = [] if state.status.is_terminal else await client.pending_calls(args.run_id)
     if args.json:
-        print_json(state)
+        print_json({**state.model_dump(mode="json"), "pending_calls": calls})
     else:
-        print(render.state_text(args.run_id, state))
+        print(render.state_text(args.run_id, state, calls))
     return 0
 
 
@@ -115,6 +156,7 @@ async def cmd_decide(args: argparse.Namespace, settings: Settings) -> int:
         args.approver,
         request_id=args.request_id,
         comment=args.comment,
+        wait_seconds=args.wait_seconds,
     )
     if args.json:
         print_json(state)
@@ -138,6 +180,12 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_halt(args: argparse.Namespace, settings: Settings) -> int:
-    await (await connect_client(args, settings)).halt(args.run_id, reason=args.reason, by=args.by)
-    print(f"halt sent to {args.run_id}")
+    client = await connect_client(args, settings)
+    state = await client.halt(
+        args.run_id, reason=args.reason, by=args.by, wait_seconds=args.wait_seconds
+    )
+    if args.json:
+        print_json(state)
+    else:
+        print(f"halt sent to {args.run_id}; it is now {state.status.value}")
     return 0

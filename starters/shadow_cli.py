@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from opsready.errors import OpsreadyError
+from opsready.names import is_known_agent, unknown_agent
 from opsready.settings import Settings
 from starters.cli_common import (
     JSON_OUTPUT,
@@ -67,6 +68,8 @@ async def cmd_shadow_report(args: argparse.Namespace, settings: Settings) -> int
         raise OpsreadyError("--limit must be at least 1")
     client = await connect_client(args, settings)
     comparisons, closed = await shadow_comparisons(client.temporal, args.agent, args.limit)
+    if not closed and not is_known_agent(args.agent, settings.agents_dir):
+        raise unknown_agent(args.agent, settings.agents_dir)  # a typo, not "no shadows yet"
     report = summarise(args.agent, comparisons, closed)
     if args.json:
         print_json(report)

@@ -9,6 +9,7 @@ from contextlib import AsyncExitStack, suppress
 
 from opsready.settings import Settings
 from opsready.telemetry import export_summary
+from opsready.ui_links import operator_views
 from workers.devserver import DEV_PORT, dev_server, is_port_open
 from workers.main import run_worker
 from workers.versioning import versioning_summary
@@ -48,6 +49,7 @@ def _print_banner(settings: Settings, address: str, *, started: bool) -> None:
         "opsready flags kill --agent NAME)\n"
         f"Telemetry:    {export_summary().removeprefix('telemetry: ')}\n"
         "Logs:         this terminal (OPSREADY_LOG_FORMAT=json|console)\n"
+        f"{_views(settings.ui_url)}"
         "Try:          opsready run support-triage "
         "'My headphones from order A-1002 arrived broken, refund please' --user me\n"
         "              opsready list --status awaiting_approval\n"
@@ -57,7 +59,15 @@ def _print_banner(settings: Settings, address: str, *, started: bool) -> None:
     )
 
 
+def _views(ui_url: str) -> str:
+    """Ready-made lists for the UI (its list shows no Agent* column until you add them:
+    README, "The Temporal UI")."""
+    lines = [f"  {label + ':':<33}{url}" for label, url in operator_views(ui_url)]
+    return "UI lists:\n" + "\n".join(lines) + "\n"
+
+
 def _flags_source(settings: Settings) -> str:
     if settings.launchdarkly_sdk_key is not None:
         return f"LaunchDarkly ({settings.launchdarkly_base_uri or 'launchdarkly.com'})"
-    return f"file {settings.flags_file}, re-read every {settings.flags_poll_seconds:g} s"
+    copy = " (a working copy of temporal-dev/flags.json)" if settings.is_default_flags_file else ""
+    return f"file {settings.flags_file}{copy}, re-read every {settings.flags_poll_seconds:g} s"

@@ -9,13 +9,14 @@ in LaunchDarkly through its REST API (`LaunchDarklyApi`, when LAUNCHDARKLY_API_T
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from opsready.errors import FlagChangeError, FlagNotFoundError, LaunchDarklyError
 from opsready.flags._model import FlagInfo, kill_switch_key, show_value
 from opsready.flags.launchdarkly_api import LaunchDarklyApi
-from opsready.flags.local_file import LocalFlagFile
-from opsready.settings import Settings
+from opsready.flags.local_file import LocalFlagFile, ensure_flag_file
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 
 __all__ = [
     "FlagChangeError",
@@ -28,6 +29,7 @@ __all__ = [
     "flag_store",
     "kill_switch_key",
     "show_value",
+    "working_flag_file",
 ]
 
 
@@ -70,4 +72,11 @@ def flag_store(settings: Settings) -> FlagStore:
     """LaunchDarkly's REST API when LAUNCHDARKLY_API_TOKEN is set, else the local flag file."""
     if settings.launchdarkly_api_token is not None:
         return LaunchDarklyApi(settings)
-    return LocalFlagFile(settings.flags_file)
+    return LocalFlagFile(working_flag_file(settings))
+
+
+def working_flag_file(settings: Settings) -> Path:
+    """The local flag file of these settings; the data dir's working copy is seeded from
+    the shipped defaults (temporal-dev/flags.json) when it does not exist yet."""
+    seed = SHIPPED_FLAGS_FILE if settings.is_default_flags_file else None
+    return ensure_flag_file(settings.flags_file, seed=seed)

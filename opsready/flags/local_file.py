@@ -1,5 +1,6 @@
 """Flags in the local flag file that the LaunchDarkly SDK's file data source watches:
-atomic, locked, version-bumped writes, so workers see each change whole."""
+atomic, locked, version-bumped writes, so workers see each change whole; the working
+copy under the data dir is seeded from the shipped defaults on first use."""
 
 from __future__ import annotations
 
@@ -28,6 +29,31 @@ from opsready.flags._model import (
 )
 
 Change = Callable[[dict[str, Any]], None]
+
+
+def ensure_flag_file(path: Path, *, seed: Path | None) -> Path:
+    """`path`, first copied from `seed` when it does not exist yet (the working copy under
+    the data dir; `seed` None: the file must exist already). Two processes seeding at once
+    both succeed and neither overwrites the other: the copy is linked into place."""
+    if seed is None or path.exists():
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".seed", dir=path.parent)
+        with os.fdopen(fd, "wb") as out:
+            out.write(seed.read_bytes())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process seeded it first: keep theirs
+        finally:
+            os.unlink(temp)
+    except OSError as err:
+        raise ConfigError(
+            f"{path}: cannot create the flag file from {seed}: {err.strerror} "
+            "(set OPSREADY_FLAGS_FILE or OPSREADY_DATA_DIR to a writable place)"
+        ) from None
+    return path
 
 
 def serve_value(value: Any) -> Change:

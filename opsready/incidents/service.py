@@ -34,10 +34,10 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from opsready.client import describe_workflow, require_running
 from opsready.errors import OpsreadyError, RunNotFoundError, one_line
 from opsready.incidents.evidence import EvidenceError, read_bundle
 from opsready.redaction import redact_text
+from opsready.runs import describe_workflow, require_running
 from workflows import contract
 from workflows.contract import INCIDENT_WORKFLOW, Query, Update
 from workflows.incident_payload_types import IncidentInput

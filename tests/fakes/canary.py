@@ -28,7 +28,7 @@ from temporalio.worker import Worker
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
 from opsready.flags import LocalFlagFile
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import ROLLOUT_WORKFLOW, Activity, Query
 from workflows.payloads import RunOutcome
@@ -167,7 +167,7 @@ async def canary_rig(env: WorkflowEnvironment, root: Path) -> AsyncIterator[Cana
     """A worker running `CanaryRollout` on `env`, with a copy of the flag file and an outcome
     store under `root`; the rollout activities are the real ones behind thin wrappers."""
     flags_file = root / "flags.json"
-    shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", flags_file)
+    shutil.copy(SHIPPED_FLAGS_FILE, flags_file)
     settings = Settings(
         data_dir=root / "data",
         flags_file=flags_file,

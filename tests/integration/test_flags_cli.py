@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from opsready.settings import PROJECT_ROOT
+from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE
 from tests.fakes.launchdarkly_api import FakeLaunchDarkly
 
 OPSREADY = str(Path(sys.executable).parent / "opsready")
@@ -42,11 +42,11 @@ def clean_env(**extra: str) -> dict[str, str]:
     return {**env, "OPSREADY_LOG_FORMAT": "json", **extra}
 
 
-def run(env: dict[str, str], *args: str) -> Done:
+def run(env: dict[str, str], *args: str, cwd: Path = PROJECT_ROOT) -> Done:
     done = subprocess.run(
         [OPSREADY, "flags", *args],
         env=env,
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,13 +58,41 @@ def run(env: dict[str, str], *args: str) -> Done:
 @pytest.fixture
 def flags_file(tmp_path: Path) -> Path:
     path = tmp_path / "flags.json"
-    shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", path)
+    shutil.copy(SHIPPED_FLAGS_FILE, path)
     return path
 
 
 @pytest.fixture
 def local(flags_file: Path) -> dict[str, str]:
     return clean_env(OPSREADY_FLAGS_FILE=str(flags_file))
+
+
+def _git_status(path: Path) -> str:
+    done = subprocess.run(
+        ["git", "status", "--porcelain", "--", str(path)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_kill_writes_the_working_copy_and_leaves_the_shipped_flags_untouched(
+    tmp_path: Path,
+) -> None:
+    shipped, status = SHIPPED_FLAGS_FILE.read_bytes(), _git_status(SHIPPED_FLAGS_FILE)
+    # No OPSREADY_FLAGS_FILE nor OPSREADY_DATA_DIR: the default, ./.opsready/flags.json.
+    killed = run(clean_env(), "kill", "--agent", "support-triage", cwd=tmp_path)
+    assert killed.code == 0, killed.err
+    working = tmp_path / ".opsready" / "flags.json"
+    assert f"(version 2, {Path('.opsready') / 'flags.json'})" in killed.out
+    assert json.loads(working.read_text())["flags"][AGENT_SWITCH]["fallthrough"] == {"variation": 1}
+    assert SHIPPED_FLAGS_FILE.read_bytes() == shipped
+    assert _git_status(SHIPPED_FLAGS_FILE) == status  # clean on a fresh clone
+    # The next command reads the working copy, not the shipped defaults again.
+    got = run(clean_env(), "get", AGENT_SWITCH, "--json", cwd=tmp_path)
+    assert got.json()["serving"] == "true"
 
 
 def test_list_shows_every_flag_and_what_it_serves(local: dict[str, str]) -> None:
@@ -98,10 +126,53 @@ def test_kill_an_agent_then_get_shows_true_then_unkill(
     assert run(local, "get", AGENT_SWITCH, "--json").json()["serving"] == "false"
 
 
-def test_kill_of_a_new_tool_creates_its_switch(local: dict[str, str]) -> None:
-    done = run(local, "kill", "--tool", "send_email")
+def test_kill_of_a_tool_no_agent_knows_creates_its_switch_only_with_force(
+    local: dict[str, str], flags_file: Path
+) -> None:
+    before = flags_file.read_bytes()
+    line = one_line_error(run(local, "kill", "--tool", "send_email"))
+    assert "unknown tool 'send_email'" in line and "--force" in line
+    assert flags_file.read_bytes() == before
+    done = run(local, "kill", "--tool", "send_email", "--force")
     assert done.code == 0, done.err
     assert "kill-switch.tool.send_email (created) now serves true" in done.out
+
+
+def test_a_misspelt_agent_or_tool_is_refused_with_a_suggestion(
+    local: dict[str, str], flags_file: Path
+) -> None:
+    before = flags_file.read_bytes()
+    line = one_line_error(run(local, "kill", "--agent", "suport-triage"))
+    assert line.startswith(
+        "opsready: error: unknown agent 'suport-triage'; did you mean support-triage?"
+    )
+    line = one_line_error(run(local, "kill", "--tool", "refund"))
+    assert line.startswith("opsready: error: unknown tool 'refund'; did you mean refund_order?")
+    assert flags_file.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("budgets", '{"max_steps": 3', "is not valid JSON (Expecting ',' delimiter"),
+        ("budgets", '{"max_step": 3}', "no budget 'max_step'; did you mean max_steps"),
+        ("budgets", '{"max_steps": 0}', "max_steps: Input should be greater than 0"),
+        ("budgets", "[]", "budgets takes a JSON object of max_steps"),
+        ("kill-switch", "yes", "it takes true or false"),
+        ("enabled-tools", '["search_kb", "refund"]', "unknown tool 'refund'"),
+        ("agent-variant", "candidat", "did you mean candidate?"),
+        ("model", "local/nope", "has no price"),
+        ("shadow", '{"prompt_version": "v9"}', "no 'v9' in the agents' definitions"),
+        ("shadow", '{"sample_rate": 2}', "sample_rate: Input should be less than or equal to 1"),
+    ],
+)
+def test_set_refuses_a_value_its_flag_cannot_use_and_writes_nothing(
+    local: dict[str, str], flags_file: Path, key: str, value: str, says: str
+) -> None:
+    before = flags_file.read_bytes()
+    line = one_line_error(run(local, "set", key, value))
+    assert says in line and line.endswith("; nothing written"), line
+    assert flags_file.read_bytes() == before
 
 
 def test_global_kill_without_options(local: dict[str, str]) -> None:

@@ -26,7 +26,7 @@ from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
 from opsready.client import OpsreadyClient
 from opsready.flags import LocalFlagFile
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE, Settings
 from tests.conftest import write_agent
 from workers.app import build_activities, build_worker
 from workers.kill_switch import DIRECT_LIMIT, KillSwitchListener
@@ -182,7 +182,7 @@ async def rig(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Rig
     for name in (agent, other_agent):
         write_agent(tmp_path / "agents", name, agent_toml(name))
     flags_file = tmp_path / "flags.json"
-    shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", flags_file)
+    shutil.copy(SHIPPED_FLAGS_FILE, flags_file)
     settings = Settings(
         agents_dir=tmp_path / "agents",
         data_dir=tmp_path / "data",

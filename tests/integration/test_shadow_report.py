@@ -97,8 +97,9 @@ async def test_shadow_report_summarises_agreement_of_shadow_twins(
     assert report["differences"] == []
     code, out, _ = await cli("shadow", "report", "support-triage")
     assert code == 0 and "same tool plan   100%" in out
+    # An agent nobody defined is a typo, not "no shadow comparisons yet" (issue 11).
     code, out, err = await cli("shadow", "report", "nobody")
-    assert code == 0 and "no shadow comparisons for nobody" in out
+    assert code == 2 and err.startswith("opsready: error: unknown agent 'nobody'"), err
 
 
 async def test_shadow_run_simulates_write_tools_and_records_its_comparison(

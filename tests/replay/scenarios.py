@@ -31,7 +31,7 @@ from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider
 from activities.tools.support import support_tools
 from opsready.errors import ConfigError
-from opsready.settings import Settings
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 from opsready.setup import ensure_search_attributes
 from tests.fakes.scripted import (
     CLOSE_ACCOUNT,
@@ -229,7 +229,7 @@ async def scenario_rig(
     shutil.copyfile(base.agents_dir / f"{DEMO_AGENT}.toml", agents_dir / f"{DEMO_AGENT}.toml")
     pricing = (base.agents_dir / "pricing.toml").read_text()
     (agents_dir / "pricing.toml").write_text(f"{pricing}\n{SCRIPTED_PRICE}")
-    flag_base = _neutral(json.loads(base.flags_file.read_text())["flags"])
+    flag_base = _neutral(json.loads(SHIPPED_FLAGS_FILE.read_text())["flags"])
     settings = Settings(
         agents_dir=agents_dir,
         data_dir=root / "data",

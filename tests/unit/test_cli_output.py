@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from opsready.client import RunSummary
+from opsready.runs import RunSummary
 from starters.render import runs_table
 
 LONG_ID = "support-triage-" + "r" * 40
@@ -48,3 +48,59 @@ def test_the_id_column_is_as_wide_as_the_ids_not_a_fixed_44() -> None:
 def test_brackets_in_a_cell_are_text_not_markup() -> None:
     text = runs_table([summary("r-1", agent="[variants.v2]")])
     assert "[variants.v2]" in text
+
+
+TRANSPORT_ERRORS = {
+    "connection refused": 'Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 127.0.0.1:1, Os { code: 111, kind: ConnectionRefused, message: "Connection refused" })))',
+    "failed to lookup address information: name or service not known": 'Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError(ConnectError("dns error", Custom { kind: Uncategorized, error: "failed to lookup address information: Name or service not known" })))',
+    "tcp connect error": 'Failed client connect: Server connection error: tonic::transport::Error(Transport, ConnectError(ConnectError("tcp connect error", 10.0.0.1:7233)))',
+}
+
+
+def test_cannot_reach_temporal_gives_the_transport_reason_in_whole_words() -> None:
+    from opsready.connection import connect_failure
+
+    for reason, raw in TRANSPORT_ERRORS.items():
+        assert connect_failure(raw) == reason
+    long = "Failed client connect: " + "unauthorized token rejected " * 20
+    said = connect_failure(long)
+    assert said.endswith(" ...") and len(said) <= 160
+    assert set(said.removesuffix(" ...").split()) == {"unauthorized", "token", "rejected"}
+
+
+def test_a_retried_call_shows_its_attempt_last_error_and_next_try() -> None:
+    from opsready.run_workers import PendingCall
+    from starters.render import state_text
+    from workflows.types import AgentRunState
+
+    call = PendingCall(
+        activity="opsready.model.chat",
+        what="model call",
+        state="scheduled",
+        attempt=3,
+        last_error="429 Too Many Requests:\n  slow down",
+        next_attempt_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
+    text = state_text("r-1", AgentRunState(agent="a", step=1), [call])
+    assert (
+        "retrying  model call, attempt 3; last error: 429 Too Many Requests: slow down; "
+        "next attempt at 03:04:05Z"
+    ) in text.splitlines()
+
+
+def test_printed_commands_are_shell_quoted() -> None:
+    from starters.render import decide_commands
+    from workflows.types import PendingApproval, RiskTier
+
+    pending = PendingApproval(
+        request_id="it's",
+        step=1,
+        call_id="c",
+        tool="refund_order",
+        arguments={},
+        risk_tier=RiskTier.WRITE,
+        reason="r",
+        requested_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+    approve, _ = decide_commands("run one", pending)
+    assert approve == "opsready approve 'run one' --request-id 'it'\"'\"'s' --as NAME"

@@ -27,9 +27,9 @@ from opsready.flags import (
     flag_store,
     kill_switch_key,
 )
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 
-DEV_FLAGS = PROJECT_ROOT / "temporal-dev" / "flags.json"
+DEV_FLAGS = SHIPPED_FLAGS_FILE
 AGENT_SWITCH = "kill-switch.agent.support-triage"
 
 

@@ -22,7 +22,7 @@ from temporalio.worker import Replayer
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
 from opsready.flags import LocalFlagFile
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 from tests.fakes.canary import (
     AGENT,
     CANDIDATE,
@@ -252,7 +252,7 @@ async def test_cohorts_select_by_variation_build_and_agent(tmp_path: Path) -> No
 
 async def test_set_percent_refuses_what_the_flag_cannot_take(tmp_path: Path) -> None:
     flags_file = tmp_path / "flags.json"
-    shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", flags_file)
+    shutil.copy(SHIPPED_FLAGS_FILE, flags_file)
     settings = Settings(data_dir=tmp_path / "data", flags_file=flags_file)
     rollout = RolloutActivities(settings, OutcomeStore(tmp_path / "outcomes.sqlite"))
     flags = LocalFlagFile(flags_file)

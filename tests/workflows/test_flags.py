@@ -24,7 +24,7 @@ from temporalio.worker import Replayer
 from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE, Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls, only_on
 from tests.workflows.conftest import TESTER, harness_tools
@@ -40,7 +40,7 @@ from workflows.types import (
 )
 
 SMALL_REFUND = "My mug from order A-1001 arrived broken, please refund it"
-FLAGS = PROJECT_ROOT / "temporal-dev" / "flags.json"
+FLAGS = SHIPPED_FLAGS_FILE
 
 VARIANTS = """
 [prompts.v3]

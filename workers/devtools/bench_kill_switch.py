@@ -34,7 +34,7 @@ from activities.tools.support import support_tools
 from opsready.client import OpsreadyClient
 from opsready.console import advance, progress
 from opsready.flags import LocalFlagFile
-from opsready.settings import PROJECT_ROOT, Settings
+from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE, Settings
 from workflows import contract
 from workflows.contract import KILL_SWITCH, Signal
 from workflows.payloads import ChatMessage, ModelCallInput, ToolCallRequest
@@ -221,7 +221,7 @@ async def _bench(runs: int, rounds: int, path: HaltPath) -> dict[str, list[Stopp
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         flags_file = root / "flags.json"
-        shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", flags_file)
+        shutil.copy(SHIPPED_FLAGS_FILE, flags_file)
         settings = Settings(
             data_dir=root / "data",
             agents_dir=_agents_dir(root),

@@ -6,9 +6,11 @@ the `opsready` CLI; one rejected; one halted while it waits. Then flags: a run w
 shadow twin trying prompt v2, and the agent's kill switch flipped while a run waits (the
 worker's listener halts it; the next run is refused). Then an incident: the `model` flag
 switches the agent to `local/broken`, its runs fail, an incident opens and its runbook
-stops refunds and switches to the fallback model, an operator resolves it (MTTD, MTTR). Prints what happened and where to
-look in the Temporal UI, then stops what it started. The demo's flags live in a copy of
-`temporal-dev/flags.json` under the data dir, so the shipped file is never changed.
+stops refunds and switches to the fallback model, an operator resolves it (MTTD, MTTR).
+Prints what happened and where to look in the Temporal UI, then stops what it started. The
+demo's flags live in its own copy of the shipped defaults (`.opsready/demo-flags.json`), so
+neither the shipped file nor the operator's working copy (`.opsready/flags.json`) is
+changed, and earlier flips there cannot change how the demo ends.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from opsready.client import OpsreadyClient
 from opsready.console import waiting
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
-from opsready.settings import Settings
+from opsready.settings import SHIPPED_FLAGS_FILE, Settings
+from opsready.ui_links import operator_views, run_url
 from workers.devtools.demo_incident import check as check_incident
 from workers.devtools.demo_incident import print_incident, run_incident_scenario
 from workflows.types import AgentRunResult, RunStatus
@@ -182,7 +185,7 @@ async def _wait_until_awaiting(client: OpsreadyClient, run_id: str, timeout: flo
         await asyncio.sleep(0.1)
 
 
-def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
+def print_summary(runs: list[ScenarioRun], ui_url: str, flags_file: Path | None = None) -> None:
     print("\nSummary")
     print(f"  {'scenario':<9} {'status':<17} {'steps':>5} {'tokens':>7} {'cost $':>9}  approval")
     for run in runs:
@@ -194,14 +197,17 @@ def print_summary(runs: list[ScenarioRun], ui_url: str) -> None:
         )
     print("\nWhere to look")
     print(f"  Temporal UI: {ui_url}/namespaces/default/workflows")
-    print("    each run: its summary, current details, the history of model and tool")
-    print("    activities (named in their summaries), the approval signal/update, the memo")
+    print("    each run: User Metadata (summary, current details), the history of model and")
+    print("    tool activities (named in their summaries), the approval signal/update, the memo")
+    for label, url in operator_views(ui_url):
+        print(f"    {label}: {url}")
     example = runs[1].run_id if len(runs) > 1 else runs[0].run_id
-    print(f"  One run:     {ui_url}/namespaces/default/workflows/{example}")
+    print(f"  One run:     {run_url(ui_url, example)}")
     print("  CLI:         opsready list --agent support-triage")
     print(f"               opsready status {example}")
     print("  Temporal:    temporal workflow list --query \"AgentStatus='halted'\"")
-    print("  Flags:       opsready flags list   (the demo's copy: OPSREADY_FLAGS_FILE=...)")
+    copy = shlex.quote(str(flags_file)) if flags_file else "..."
+    print(f"  Flags:       OPSREADY_FLAGS_FILE={copy} opsready flags list   (the demo's copy)")
     print("               opsready shadow report support-triage")
     print("  Versions:    opsready deploy status")
 
@@ -250,7 +256,7 @@ async def _demo_on(
     )
 
     flags_file = settings.data_dir / "demo-flags.json"
-    shutil.copyfile(settings.flags_file, flags_file)
+    shutil.copyfile(SHIPPED_FLAGS_FILE, flags_file)
     settings = settings.model_copy(update={"flags_file": flags_file})
     flags = FlagClient.from_settings(settings)
     try:
@@ -293,7 +299,7 @@ async def _demo_on(
             )
             runs.append(ScenarioRun("broken", broken, None, broken_result))
             runs.append(ScenarioRun("recovered", recovered, None, recovered_result))
-            print_summary(runs, ui_url)
+            print_summary(runs, ui_url, flags_file)
             print_incident(incident, ui_url)
             if started and (keep_running or sys.stdin.isatty()):
                 print("\nThe server and worker keep running so you can explore; Enter stops them.")
