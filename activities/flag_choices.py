@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
+from workflows import contract
 from workflows.types import Budgets, Candidate, FlagEvaluation, ModelPrice
 
 # The flags every run evaluates, with the value that means "as the agent defines it".
@@ -28,7 +29,7 @@ RUN_FLAGS: dict[str, Any] = {
     "shadow": {},
 }
 CONTROL = "control"
-SHADOW_VARIANT = "shadow"
+SHADOW_VARIANT = contract.SHADOW_VARIANT
 
 
 class ShadowFlag(BaseModel):

@@ -611,7 +611,7 @@ class AgentRunWorkflow:
 
     def _upsert_visibility(self) -> None:
         workflow.upsert_search_attributes(
-            visibility.search_attribute_updates(self._request, self._state)
+            visibility.search_attribute_updates(self._request, self._state, workflow.now())
         )
         workflow.upsert_memo(visibility.memo(self._state))
 
