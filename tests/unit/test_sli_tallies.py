@@ -24,6 +24,7 @@ from workflows.types import (
     RunStatus,
     SafetyEvent,
     ToolCallRecord,
+    ToolDecision,
 )
 
 START = datetime(2030, 1, 1, tzinfo=UTC)
@@ -66,10 +67,8 @@ def test_marks_stay_small_whatever_the_tallies() -> None:
     assert len(str(marks)) < 1500  # visibility refuses a value over 2 KB
 
 
-def call(decision: str, *, ok: bool = True, error: str | None = None) -> ToolCallRecord:
-    return ToolCallRecord(
-        step=1, call_id="c", tool="t", decision=decision, ok=ok, error=error  # type: ignore[arg-type]
-    )
+def call(decision: ToolDecision, *, ok: bool = True, error: str | None = None) -> ToolCallRecord:
+    return ToolCallRecord(step=1, call_id="c", tool="t", decision=decision, ok=ok, error=error)
 
 
 @pytest.mark.parametrize(
