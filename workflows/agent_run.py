@@ -438,7 +438,7 @@ class AgentRunWorkflow:
         except ActivityError as err:
             self._stop_if_halted()
             self._safety(SafetyKind.TOOL_FAILED, f"{spec.name}: {calls.cause(err)}")
-            return ToolCallResult(ok=False, error=f"tool failed: {calls.cause(err)}"), True
+            return ToolCallResult(ok=False, error=calls.tool_failure(err)), True
 
     async def _notify(
         self,

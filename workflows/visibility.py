@@ -12,6 +12,7 @@ from typing import Any
 from temporalio.common import SearchAttributeUpdate
 
 from workflows import contract
+from workflows.calls import TOOL_TIMED_OUT
 from workflows.sli_types import Tally, tally_marks
 from workflows.types import (
     AgentRunRequest,
@@ -24,10 +25,6 @@ from workflows.types import (
     RunOutcome,
     ToolCallRecord,
 )
-
-# How an activity that timed out for good reads in a tool call's error ("tool failed: " and
-# the innermost failure's message, which the server words "activity <kind> timeout").
-_TIMEOUT_PREFIX, _TIMEOUT_SUFFIX = "tool failed: activity ", " timeout"
 
 
 def search_attribute_updates(
@@ -75,13 +72,9 @@ def tallies(state: AgentRunState) -> dict[Tally, int]:
 
 
 def is_timeout(call: ToolCallRecord) -> bool:
-    """A tool call whose activity timed out on every attempt (not one the tool answered)."""
-    error = call.error or ""
-    return (
-        call.decision == "failed"
-        and error.startswith(_TIMEOUT_PREFIX)
-        and error.endswith(_TIMEOUT_SUFFIX)
-    )
+    """A tool call whose activity timed out for good (`calls.tool_failure`), not one the
+    tool answered with an error of its own."""
+    return call.decision == "failed" and (call.error or "").startswith(TOOL_TIMED_OUT)
 
 
 def flag_variations(state: AgentRunState) -> list[str]:

@@ -74,9 +74,8 @@ def call(decision: ToolDecision, *, ok: bool = True, error: str | None = None) -
 @pytest.mark.parametrize(
     ("record", "is_timeout"),
     [
-        (call("failed", ok=False, error="tool failed: activity StartToClose timeout"), True),
-        (call("failed", ok=False, error="tool failed: activity Heartbeat timeout"), True),
-        (call("failed", ok=False, error="tool failed: connection refused"), False),
+        (call("failed", ok=False, error="tool timed out: activity StartToClose timeout"), True),
+        (call("failed", ok=False, error="tool failed: activity timeout"), False),
         # A tool that answered with its own error mentioning a timeout is an error.
         (call("executed", ok=False, error="upstream timeout"), False),
     ],
@@ -107,7 +106,7 @@ def ended_state() -> AgentRunState:
         tool_calls=[
             call("executed"),
             call("executed", ok=False, error="invalid arguments"),
-            call("failed", ok=False, error="tool failed: activity StartToClose timeout"),
+            call("failed", ok=False, error="tool timed out: activity StartToClose timeout"),
             call("denied", ok=False, error="refused"),  # never ran: not a call
         ],
         safety_events=[SafetyEvent(kind="tool_refused", step=1, detail="d", at=START)],
