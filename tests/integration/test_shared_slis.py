@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.outcomes import OutcomeStore
+from opsready.client import state_of
 from opsready.settings import PROJECT_ROOT
 from opsready.slo.source import VisibilitySliSource
 from tests.conftest import write_agent
@@ -31,7 +32,7 @@ from workflows.contract import AGENT_RUN_WORKFLOW, SLO_MONITOR_SCHEDULE, SLO_MON
 from workflows.rollout_types import Cohort
 from workflows.sli_types import Tally
 from workflows.slo_monitor_types import SloMonitorInput, SloMonitorReport
-from workflows.slo_types import Slo, SloKind
+from workflows.slo_types import SliCounts, Slo, SloKind
 from workflows.types import AgentRunRequest, AgentRunResult, RunStatus
 
 pytestmark = pytest.mark.integration
@@ -149,10 +150,10 @@ async def fleet(
         yield Fleet(dev_env.client, root, task_queues, results, run_ids, started)
 
 
-async def counted(source: VisibilitySliSource, slo: Slo, fleet: Fleet, total: int) -> object:
+async def counted(source: VisibilitySliSource, slo: Slo, total: int) -> SliCounts:
     """The SLO's counts over the last hour, once visibility has every run (it is eventual)."""
 
-    async def probe() -> object:
+    async def probe() -> SliCounts | None:
         now = datetime.now(UTC)
         runs = await source.count(
             f"WorkflowType = 'AgentRun' AND AgentName = '{AGENT}' AND ExecutionStatus != 'Running'"
@@ -171,13 +172,13 @@ async def test_slis_count_the_runs_of_both_worker_processes(fleet: Fleet) -> Non
     assert {r.status for r in fleet.results["a"]} == {RunStatus.FAILED, RunStatus.COMPLETED}
     source = VisibilitySliSource(fleet.client)
 
-    success = await counted(source, SUCCESS, fleet, len(results))
+    success = await counted(source, SUCCESS, len(results))
     completed = sum(1 for r in results if r.status is RunStatus.COMPLETED)
-    assert (success.good, success.total) == (completed, len(results))  # type: ignore[attr-defined]
+    assert (success.good, success.total) == (completed, len(results))
 
     # Tool calls and safety events, summed from the runs' own results.
     def tally(tally: Tally) -> int:
-        return sum(visibility.tallies(_state(r))[tally] for r in results)
+        return sum(visibility.tallies(state_of(AGENT, r))[tally] for r in results)
 
     tools = await source.slo_counts(AGENT, TOOL_ERRORS, fleet.started, datetime.now(UTC))
     calls, errors = tally(Tally.TOOL_CALLS), tally(Tally.TOOL_ERRORS)
@@ -195,7 +196,7 @@ async def test_slis_count_the_runs_of_both_worker_processes(fleet: Fleet) -> Non
 
 async def test_the_monitor_inside_one_worker_alerts_on_the_runs_of_both(fleet: Fleet) -> None:
     source = VisibilitySliSource(fleet.client)
-    await counted(source, SUCCESS, fleet, sum(len(r) for r in fleet.results.values()))
+    await counted(source, SUCCESS, sum(len(r) for r in fleet.results.values()))
     report = await fleet.client.execute_workflow(
         SLO_MONITOR_WORKFLOW,
         SloMonitorInput(agents=[AGENT], task_queues=[fleet.task_queues["b"]], open_incidents=False),
@@ -241,12 +242,6 @@ async def test_backlog_comes_from_the_task_queue_statistics(dev_env: WorkflowEnv
         return waiting if waiting >= 3 else None
 
     assert await eventually(backlog) == 3
-
-
-def _state(result: AgentRunResult) -> object:
-    from opsready.client import state_of
-
-    return state_of(AGENT, result)
 
 
 # --- the CLI on the same runs -----------------------------------------------------------
