@@ -21,8 +21,9 @@ from activities.tools.registry import ToolRegistry
 from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
-from workflows.contract import Activity, ErrorType
-from workflows.types import FlagEvaluation, ResolveConfigInput, RunConfig, RunContext
+from workflows.contract import PAUSED_AGENTS_FLAG, Activity, ErrorType
+from workflows.payloads import ModelChoice, ResolveConfigInput, RunConfig, RunContext
+from workflows.types import FlagEvaluation
 
 
 class ConfigActivities:
@@ -35,6 +36,7 @@ class ConfigActivities:
 
     @activity.defn(name=Activity.RESOLVE_CONFIG)
     async def resolve_config(self, request: ResolveConfigInput) -> RunConfig:
+        self._refuse_if_paused(request)
         try:
             return await asyncio.to_thread(self.resolve, request)
         except UnknownAgentError as err:
@@ -45,6 +47,21 @@ class ConfigActivities:
             raise ApplicationError(
                 str(err), type=ErrorType.INVALID_AGENT_DEFINITION, non_retryable=True
             ) from None
+
+    def _refuse_if_paused(self, request: ResolveConfigInput) -> None:
+        """A paused agent (an incident's `pause_agent` step) starts no new run; the config
+        is resolved once, at a run's start, so runs already open go on. A flag that cannot
+        be read pauses nothing: the kill switch is the control that fails closed."""
+        if self._flags is None:
+            return
+        paused = self._flags.evaluate(PAUSED_AGENTS_FLAG, evaluation_context(request.agent), [])
+        if isinstance(paused.value, list) and request.agent in paused.value:
+            raise ApplicationError(
+                f"agent {request.agent} is paused (flag {PAUSED_AGENTS_FLAG}): new runs are "
+                f"refused until it is taken off the list",
+                type=ErrorType.AGENT_PAUSED,
+                non_retryable=True,
+            )
 
     def resolve(self, request: ResolveConfigInput) -> RunConfig:
         agents_dir = self._settings.agents_dir
@@ -60,12 +77,15 @@ class ConfigActivities:
             shadow_of=request.shadow,
             run_id=request.run_id,
         )
-        price = prices.get(choices.model)
-        if price is None:
-            raise ConfigError(
-                f"{agents_dir / 'pricing.toml'}: no price for model {choices.model!r}; add a "
-                f'[models."{choices.model}"] table (cost budgets cannot be enforced without it)'
-            )
+        models = []
+        for model in choices.models:
+            price = prices.get(model)
+            if price is None:
+                raise ConfigError(
+                    f"{agents_dir / 'pricing.toml'}: no price for model {model!r}; add a "
+                    f'[models."{model}"] table (cost budgets cannot be enforced without it)'
+                )
+            models.append(ModelChoice(model=model, price=price))
         tools = []
         for tool_name in choices.tools:
             tool = self._registry.get(tool_name)
@@ -75,24 +95,19 @@ class ConfigActivities:
                     f"(registered: {', '.join(self._registry.names())})"
                 )
             tools.append(tool.spec(definition.tools[tool_name]))
-        provider, model = choices.model.split("/", 1)
         config = RunConfig(
             agent=definition.name,
             agent_version=definition.version,
             config_hash="",
             prompt_version=choices.prompt_version,
             system_prompt=definition.prompts[choices.prompt_version].system,
-            provider=provider,
-            model=model,
+            models=models,
             variant=choices.variant,
             max_output_tokens=definition.max_output_tokens,
             model_timeout_seconds=self._settings.model_timeout_seconds,
             tools=tools,
             budgets=choices.budgets,
-            price=price,
             approval=definition.approval,
-            fallback_model=choices.fallback_model,
-            fallback_price=prices.get(choices.fallback_model) if choices.fallback_model else None,
             flags=evaluations,
             flags_degraded="; ".join(choices.problems) or None,
             shadow=choices.shadow,

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
 from workflows import contract
-from workflows.types import Budgets, Candidate, FlagEvaluation, ModelPrice
+from workflows.payloads import Budgets, ModelPrice
+from workflows.types import Candidate, FlagEvaluation
 
 # The flags every run evaluates, with the value that means "as the agent defines it".
 RUN_FLAGS: dict[str, Any] = {
@@ -44,8 +45,7 @@ class ShadowFlag(BaseModel):
 class Choices:
     variant: str
     prompt_version: str
-    model: str  # provider/model
-    fallback_model: str | None
+    models: list[str]  # provider/model: the primary first, then the fallbacks in order
     tools: list[str]
     budgets: Budgets
     shadow: Candidate | None = None
@@ -74,8 +74,7 @@ def choose(
     choices = Choices(
         variant=CONTROL,
         prompt_version=definition.prompt_version,
-        model=model_override or definition.model,
-        fallback_model=None,
+        models=[model_override or definition.model],
         tools=list(definition.tools),
         budgets=definition.budgets,
         problems=problems,
@@ -86,7 +85,7 @@ def choose(
     fallback = value("fallback-model")
     if fallback:
         if _is_priced_model(fallback, prices):
-            choices.fallback_model = fallback
+            choices.models.append(fallback)
         else:
             problems.append(f"flag fallback-model: {fallback!r} has no price (ignored)")
     _apply_tools(choices, definition, value("enabled-tools"))
@@ -111,7 +110,7 @@ def _apply_variant(choices: Choices, definition: AgentDefinition, name: Any) -> 
     choices.variant = name
     _apply_prompt(choices, definition, variant.prompt_version or "", f"variant {name}")
     if variant.model:
-        choices.model = variant.model
+        choices.models[0] = variant.model
 
 
 def _apply_prompt(choices: Choices, definition: AgentDefinition, version: Any, source: str) -> None:
@@ -130,7 +129,7 @@ def _apply_model(choices: Choices, prices: dict[str, ModelPrice], model: Any, so
     if not isinstance(model, str) or not _is_priced_model(model, prices):
         choices.problems.append(f"{source}: model {model!r} is not provider/model with a price")
         return
-    choices.model = model
+    choices.models[0] = model
 
 
 def _is_priced_model(model: str, prices: dict[str, ModelPrice]) -> bool:

@@ -19,7 +19,8 @@ from temporalio import activity
 
 from opsready.settings import Settings
 from workflows.contract import Activity, KillSwitchScope, SafetyKind, kill_switch_key
-from workflows.types import FlagEvaluation, KillSwitchCheck, KillSwitchInput, RunContext
+from workflows.payloads import KillSwitchCheck, KillSwitchInput, RunContext
+from workflows.types import FlagEvaluation
 
 log = structlog.get_logger("opsready.flags")
 

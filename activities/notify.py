@@ -9,7 +9,7 @@ from temporalio.exceptions import ApplicationError
 
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity
-from workflows.types import NotifyApproversInput
+from workflows.payloads import NotifyApproversInput
 
 log = structlog.get_logger("opsready.approvals")
 

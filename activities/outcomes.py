@@ -18,8 +18,9 @@ from temporalio import activity
 
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity
+from workflows.payloads import RunOutcome
 from workflows.rollout_types import Cohort, CohortStats
-from workflows.types import RunOutcome, RunStatus
+from workflows.types import RunStatus
 
 log = structlog.get_logger("opsready.run")
 

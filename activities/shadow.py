@@ -13,7 +13,8 @@ import structlog
 from temporalio import activity
 
 from workflows.contract import Activity
-from workflows.types import CompareShadowInput, ShadowComparison
+from workflows.payloads import CompareShadowInput
+from workflows.types import ShadowComparison
 
 log = structlog.get_logger("opsready.shadow")
 

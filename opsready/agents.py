@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from opsready.errors import ConfigError, UnknownAgentError, error_parts
 from opsready.slo.definitions import SLO_FILE_SUFFIX, load_slos
+from workflows.payloads import ApprovalPolicy, Budgets, ModelPrice
 from workflows.slo_types import AlertPolicy, Slo
-from workflows.types import ApprovalPolicy, Budgets, ModelPrice
 
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 PRICING_FILE = "pricing.toml"

@@ -123,6 +123,12 @@ class Settings(LogSettings):
     )
     model_timeout_seconds: float = Field(default=60.0, gt=0)
     approval_webhook_url: str | None = None
+    # Incidents: where pages go (none: a log line), and where evidence and postmortems stay.
+    pager_url: str | None = None
+    pager_format: Literal["pagerduty", "slack", "json"] = "json"
+    pager_routing_key: SecretStr | None = None  # PagerDuty's integration key
+    pager_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    evidence_dir: Path | None = Field(default=None, description="default: DATA_DIR/incidents")
     max_cached_workflows: int = Field(default=1000, ge=10)
     max_concurrent_activities: int = Field(default=100, ge=1)
     temporal_bin: str | None = None
@@ -153,6 +159,12 @@ class Settings(LogSettings):
     deployment_name: str = "opsready"
     build_id: str | None = None
     worker_versioning: bool = True
+
+    @property
+    def incidents_dir(self) -> Path:
+        """Where evidence bundles and postmortem drafts are written: shared storage when
+        workers run on several hosts (OPSREADY_EVIDENCE_DIR)."""
+        return self.evidence_dir or self.data_dir / "incidents"
 
     def temporal_binary(self) -> str:
         """Path of the `temporal` CLI: the setting, the one beside this Python, or PATH."""

@@ -26,13 +26,15 @@ from opsready.redaction import Redactor
 from opsready.settings import LogSettings
 
 if TYPE_CHECKING:
-    from workflows.types import ModelCallInput, ToolCallInput
+    from workflows.payloads import ModelCallInput, ToolCallInput
 
 SCOPE = "opsready"
 
 # Bucket boundaries: seconds for latencies, tokens for usage, USD for cost.
 _SECONDS = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0]
 _TOKENS = [16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0]
+# Incidents take minutes to days.
+_INCIDENT_SECONDS = [10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0]
 _USD = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0]
 
 
@@ -52,6 +54,8 @@ class Instruments:
     approvals: metrics.Counter
     approval_wait: metrics.Histogram
     safety_events: metrics.Counter
+    incident_mttd: metrics.Histogram
+    incident_mttr: metrics.Histogram
 
     @classmethod
     def create(cls, meter: metrics.Meter) -> Instruments:
@@ -96,6 +100,18 @@ class Instruments:
             ),
             safety_events=meter.create_counter(
                 "opsready.safety_events", "{event}", "Safety events by kind"
+            ),
+            incident_mttd=hist(
+                "opsready.incident.mttd",
+                "s",
+                "Time to detect: first bad outcome to the incident's detection",
+                _INCIDENT_SECONDS,
+            ),
+            incident_mttr=hist(
+                "opsready.incident.mttr",
+                "s",
+                "Time to resolve: detection to resolution",
+                _INCIDENT_SECONDS,
             ),
         )
 

@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 if TYPE_CHECKING:
     from opsready.telemetry import Telemetry
-    from workflows.types import (
+    from workflows.payloads import (
         ModelCallInput,
         ModelCallResult,
         ToolCallInput,
@@ -84,7 +84,7 @@ class ToolCallRecord:
 def model_call(t: Telemetry, request: ModelCallInput) -> Iterator[ModelCallRecord]:
     """A CLIENT span `chat MODEL`, the duration and token histograms, and the `model call`
     log record (a warning with `error_type` when the call raised)."""
-    provider, model = request.provider, request.model  # the one place reading the choice
+    provider, model = request.model.provider, request.model.name  # the one place reading it
     labels = t.attributes(
         {
             "gen_ai.operation.name": "chat",

@@ -18,6 +18,7 @@ from starters import (
     agents_cli,
     deploy_cli,
     flags_cli,
+    incident_cli,
     rollout_cli,
     runs_cli,
     shadow_cli,
@@ -35,7 +36,16 @@ from starters.cli_common import (
 PROG = "opsready"
 # Each group module adds its commands with `register(commands)`; every command's parsed
 # arguments carry its `handler`.
-COMMAND_GROUPS = (runs_cli, flags_cli, rollout_cli, shadow_cli, deploy_cli, agents_cli, slo_cli)
+COMMAND_GROUPS = (
+    runs_cli,
+    flags_cli,
+    rollout_cli,
+    shadow_cli,
+    deploy_cli,
+    agents_cli,
+    incident_cli,
+    slo_cli,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

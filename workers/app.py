@@ -25,6 +25,9 @@ from temporalio.worker import Worker, WorkerConfig
 
 from activities.config import ConfigActivities
 from activities.flags import FlagActivities, FlagClient, shared_flag_client
+from activities.incident_evidence import EvidenceActivities
+from activities.incident_steps import RunbookActions
+from activities.incidents import IncidentActivities
 from activities.models.activity import ModelActivities
 from activities.models.base import ModelProvider
 from activities.models.local import LocalProvider
@@ -44,9 +47,15 @@ from workers.interceptors import CorrelationInterceptor
 from workers.versioning import UnversionedWorkflows, deployment_config, is_versioned
 from workflows.agent_run import AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
+from workflows.incident import IncidentWorkflow
 from workflows.slo_monitor import SloMonitorWorkflow
 
-WORKFLOWS: list[type] = [AgentRunWorkflow, CanaryRolloutWorkflow, SloMonitorWorkflow]
+WORKFLOWS: list[type] = [
+    AgentRunWorkflow,
+    CanaryRolloutWorkflow,
+    IncidentWorkflow,
+    SloMonitorWorkflow,
+]
 
 
 def default_tools(settings: Settings) -> list[Tool]:
@@ -93,6 +102,7 @@ def build_activities(
     # Canary gates and SLIs read Temporal visibility with the worker's own client.
     rollout = RolloutActivities(settings)
     slo = SloActivities(settings)
+    incidents = IncidentActivities(settings, telemetry, namespace)
     return [
         ConfigActivities(settings, registry, flags).resolve_config,
         FlagActivities(flags).check_kill_switch,
@@ -106,6 +116,13 @@ def build_activities(
         rollout.compare_cohorts,
         slo.read_slis,
         slo.affected_runs,
+        incidents.open_incident,  # the SLO monitor's way in (workflow client: `activity.client()`)
+        incidents.load_policy,
+        incidents.notify,
+        incidents.write_postmortem,
+        incidents.record_timings,
+        RunbookActions(settings).run_step,
+        EvidenceActivities(settings).gather_evidence,
     ]
 
 

@@ -11,7 +11,8 @@ import re
 import unicodedata
 from collections.abc import Iterable
 
-from workflows.types import RiskTier, ToolSpec
+from workflows.payloads import ToolSpec
+from workflows.types import RiskTier
 
 _SPACE = re.compile(r"\s+")
 _INVISIBLE = re.compile("[\u200b-\u200f\u2060\ufeff]")

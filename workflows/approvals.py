@@ -1,13 +1,20 @@
-"""The approval book of one run: pending requests, the decisions that arrive, the audit.
+"""Human approvals in workflows: the gate every approval goes through, and `AgentRun`'s book.
 
-Used by `AgentRun` for both the `approval_decision` signal and the `decide` update, so the
-two accept exactly the same decisions. Deterministic (workflow code).
+`ApprovalGate` is the shape of every approval (ask, notify, wait, escalate once, fail
+closed), shared by `AgentRun` (a risky tool call) and `CanaryRollout` (the step to 100%).
+`ApprovalBook` keeps one run's pending requests, the decisions that arrive and the audit,
+for both the `approval_decision` signal and the `decide` update, so the two accept exactly
+the same decisions. Deterministic (workflow code).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
 from temporalio import workflow
 
+from workflows.payloads import RunConfig
 from workflows.policy import approver_error
 from workflows.types import (
     AgentRunState,
@@ -15,8 +22,62 @@ from workflows.types import (
     ApprovalRecord,
     HaltRequest,
     PendingApproval,
-    RunConfig,
 )
+
+
+@dataclass(frozen=True)
+class ApprovalRound:
+    """Who is asked, and how long the gate waits for them."""
+
+    recipients: list[str]
+    timeout_seconds: float
+
+
+# Tell a round's recipients (an activity); True for the escalation round.
+Notify = Callable[[list[str], bool], Awaitable[None]]
+
+
+class ApprovalGate:
+    """Ask, notify, wait, escalate once, fail closed.
+
+    The caller says how to ask (record the request where the `state` query and the UI show
+    it), how to notify (none: the approvers watch the workflow) and when a decision is in
+    (`is_decided`, which may also be true for an abort that ends the wait). `run` returns
+    whether a decision came in time; without one the action is not taken: fail closed.
+    """
+
+    def __init__(
+        self,
+        is_decided: Callable[[], bool],
+        *,
+        ask: Callable[[], None],
+        notify: Notify | None = None,
+        on_escalate: Callable[[], None] | None = None,
+    ) -> None:
+        self._is_decided = is_decided
+        self._ask = ask
+        self._notify = notify
+        self._on_escalate = on_escalate
+
+    async def run(self, first: ApprovalRound, escalation: ApprovalRound | None = None) -> bool:
+        """Ask and wait for `first`; when nobody decided, escalate once to `escalation`."""
+        self._ask()
+        if await self._round(first, is_escalation=False):
+            return True
+        if escalation is None:
+            return False
+        if self._on_escalate is not None:
+            self._on_escalate()
+        return await self._round(escalation, is_escalation=True)
+
+    async def _round(self, round_: ApprovalRound, *, is_escalation: bool) -> bool:
+        if self._notify is not None:
+            await self._notify(round_.recipients, is_escalation)
+        try:
+            await workflow.wait_condition(self._is_decided, timeout=round_.timeout_seconds)
+        except TimeoutError:
+            return False
+        return True
 
 
 class ApprovalBook:
@@ -27,6 +88,9 @@ class ApprovalBook:
 
     def is_pending(self, request_id: str) -> bool:
         return any(p.request_id == request_id for p in self._state.pending_approvals)
+
+    def is_decided(self, request_id: str) -> bool:
+        return request_id in self._decisions
 
     def open(self, pending: PendingApproval) -> None:
         self._state.pending_approvals.append(pending)
@@ -63,16 +127,6 @@ class ApprovalBook:
         request_id = self.check(decision, config)
         self._decisions[request_id] = decision
         return request_id
-
-    async def wait(self, pending: PendingApproval, timeout_seconds: float) -> bool:
-        """Wait for a decision on `pending`; False when none came within the timeout."""
-        try:
-            await workflow.wait_condition(
-                lambda: pending.request_id in self._decisions, timeout=timeout_seconds
-            )
-        except TimeoutError:
-            return False
-        return True
 
     def close(
         self, pending: PendingApproval, *, cancelled_by: HaltRequest | None = None

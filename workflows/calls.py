@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from workflows.contract import Activity, ErrorType
-from workflows.types import (
+from workflows.payloads import (
     CompareShadowInput,
     KillSwitchCheck,
     KillSwitchInput,
@@ -24,10 +24,10 @@ from workflows.types import (
     ResolveConfigInput,
     RunConfig,
     RunOutcome,
-    ShadowComparison,
     ToolCallInput,
     ToolCallResult,
 )
+from workflows.types import ShadowComparison
 
 CONFIG_RETRY = RetryPolicy(
     maximum_attempts=3,
@@ -91,7 +91,7 @@ async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResu
         result_type=ModelCallResult,
         start_to_close_timeout=timedelta(seconds=timeout_seconds + 5),
         retry_policy=MODEL_RETRY,
-        summary=f"model {request.provider}/{request.model} (step {request.step})",
+        summary=f"model {request.model.model} (step {request.step})",
     )
     return turn
 

@@ -19,6 +19,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy, VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
+from workflows import visibility
+from workflows.approvals import ApprovalGate, ApprovalRound
 from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Query, Signal, Update
 from workflows.rollout_gates import judge_stage
 from workflows.rollout_types import (
@@ -200,12 +202,16 @@ class CanaryRolloutWorkflow:
             approvers=self._request.approvers,
             requested_at=workflow.now(),
         )
-        self._state.approval = approval
-        self._set_status("awaiting_approval")
+
+        def ask() -> None:
+            self._state.approval = approval
+            self._set_status("awaiting_approval")
+
+        # Nobody is paged: the approvers follow the rollout (`opsready rollout status`, the
+        # UI). An abort ends the wait too; no decision in time fails closed (rollback).
         timeout = self._request.plan.approval_timeout_seconds
-        await self._wait_until(
-            lambda: self._decision is not None or self._abort is not None, timeout
-        )
+        gate = ApprovalGate(lambda: self._decision is not None or self._abort is not None, ask=ask)
+        await gate.run(ApprovalRound(self._request.approvers, timeout))
         approval.decided_at = workflow.now()
         decision = self._decision
         if decision is None:
@@ -371,42 +377,5 @@ class CanaryRolloutWorkflow:
         self._publish()
 
     def _publish(self) -> None:
-        state, target = self._state, self._state.deployment
-        subject: dict[str, str | None] = (
-            {"flag": state.flag}
-            if target is None
-            else {"deployment": target.deployment, "candidate_build": target.candidate_build}
-        )
-        workflow.upsert_memo(
-            {
-                **subject,
-                "status": state.status,
-                "percent": state.percent,
-                "stage": f"{state.stage_index + 1}/{len(state.stages)}",
-                "reason": state.reason,
-            }
-        )
-        serves = (
-            f"candidate variation {state.candidate_variation} serves {state.percent:g}% of "
-            f"`{state.flag}`"
-            if target is None
-            else f"build `{target.candidate_build}` serves {state.percent:g}% of new runs of "
-            f"Worker Deployment `{target.deployment}`"
-        )
-        lines = [
-            f"**{state.status}**: {serves} (stage {state.stage_index + 1}/"
-            f"{len(state.stages)}: {state.stages[state.stage_index]:g}%)"
-        ]
-        if state.reason:
-            lines.append(f"reason: {state.reason}")
-        if state.decisions:
-            last = state.decisions[-1]
-            lines.append(
-                f"last check ({last.stage_percent:g}%): {last.decision}: {last.reasons[0]}"
-            )
-        if state.status == "awaiting_approval" and state.approval is not None:
-            lines.append(
-                f"waiting for approval of 100% from {', '.join(state.approval.approvers)}: "
-                'signal `approval_decision` {"approved": true, "approver": "NAME"}'
-            )
-        workflow.set_current_details("\n\n".join(lines))
+        workflow.upsert_memo(visibility.rollout_memo(self._state))
+        workflow.set_current_details(visibility.rollout_details(self._state))

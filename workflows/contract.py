@@ -19,6 +19,7 @@ AGENT_RUN_WORKFLOW = "AgentRun"
 ROLLOUT_WORKFLOW = "CanaryRollout"
 SLO_MONITOR_WORKFLOW = "SloMonitor"
 SLO_MONITOR_SCHEDULE = "opsready-slo-monitor"  # the Schedule that starts SloMonitor
+INCIDENT_WORKFLOW = "Incident"
 DEFAULT_TASK_QUEUE = "opsready-agents"
 SHADOW_VARIANT = "shadow"  # the `AgentVariant` of shadow twins: never counted in SLIs
 
@@ -36,6 +37,13 @@ class Signal(StrEnum):
 
 class Update(StrEnum):
     DECIDE = "decide"
+    # Incident: a person acknowledges, notes, runs a runbook step, resolves; a repeated
+    # alert joins the open incident.
+    ACK = "ack"
+    NOTE = "note"
+    RUN_STEP = "run_step"
+    RESOLVE = "resolve"
+    JOIN = "join"
 
 
 # --- activities -----------------------------------------------------------------------------
@@ -57,9 +65,14 @@ class Activity(StrEnum):
     ROLLOUT_SET_DEPLOYMENT_RAMP = "rollout.set_deployment_ramp"
     SLO_READ_SLIS = "opsready.slo.read_slis"
     SLO_AFFECTED_RUNS = "opsready.slo.affected_runs"
-    # Implemented by the incident side: open an `Incident` (or join the open one) for an
-    # `OpenIncidentRequest`; the SLO monitor calls it for every new alert.
+    # Incidents: the SLO monitor opens (or joins) one; the `Incident` workflow does the rest.
     INCIDENT_OPEN = "opsready.incident.open"
+    INCIDENT_CONFIG = "opsready.incident.config"
+    INCIDENT_NOTIFY = "opsready.incident.notify"
+    INCIDENT_RUN_STEP = "opsready.incident.run_step"
+    INCIDENT_EVIDENCE = "opsready.incident.evidence"
+    INCIDENT_POSTMORTEM = "opsready.incident.postmortem"
+    INCIDENT_TIMINGS = "opsready.incident.record_timings"
 
 
 class ErrorType(StrEnum):
@@ -78,6 +91,11 @@ class ErrorType(StrEnum):
     MODEL_TIMEOUT = "ModelTimeout"
     MODEL_CONNECTION = "ModelConnectionError"
     MODEL_BAD_RESPONSE = "ModelBadResponse"
+    # Incidents.
+    AGENT_PAUSED = "AgentPaused"  # a new run of an agent an incident paused
+    INVALID_INCIDENT_CONFIG = "InvalidIncidentConfig"
+    PAGE_REJECTED = "PageRejected"  # the pager refused the page: URL, key or format
+    RUNBOOK_STEP_FAILED = "RunbookStepFailed"
 
 
 # --- safety events --------------------------------------------------------------------------
@@ -129,6 +147,13 @@ def kill_switch_scope(key: str) -> KillSwitchScope | None:
     return None
 
 
+# --- pausing agents --------------------------------------------------------------------------
+
+# A JSON list of agent names whose new runs are refused (an incident's `pause_agent` step);
+# runs already open go on. The kill switch is the control that also stops open runs.
+PAUSED_AGENTS_FLAG = "paused-agents"
+
+
 # --- search attributes ----------------------------------------------------------------------
 
 AGENT_NAME = SearchAttributeKey.for_keyword("AgentName")
@@ -145,6 +170,9 @@ AGENT_LATENCY_SECONDS = SearchAttributeKey.for_float("AgentLatencySeconds")
 AGENT_BUILD_ID = SearchAttributeKey.for_keyword("AgentBuildId")
 AGENT_TALLIES = SearchAttributeKey.for_keyword_list("AgentTallies")  # "tool_errors>=1", ...
 AGENT_FLAG_VARIATIONS = SearchAttributeKey.for_keyword_list("AgentFlagVariations")  # "flag=1"
+# Incidents (with AgentName): `IncidentState='open' AND IncidentSeverity='SEV1'`.
+INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
+INCIDENT_STATE = SearchAttributeKey.for_keyword("IncidentState")
 
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_NAME,
@@ -158,6 +186,8 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_BUILD_ID,
     AGENT_TALLIES,
     AGENT_FLAG_VARIATIONS,
+    INCIDENT_SEVERITY,
+    INCIDENT_STATE,
 )
 
 # The type word the `temporal` CLI's --search-attribute flag takes, per indexed value type.

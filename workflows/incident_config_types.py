@@ -7,7 +7,6 @@ and read by the pure decisions in `incident_policy` and `incident_runbooks`.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -18,6 +17,8 @@ from workflows.incident_types import (
     TriggerKind,
     UserImpact,
 )
+from workflows.incident_types import RunbookAction as RunbookAction  # re-exported
+from workflows.incident_types import StepMode as StepMode  # re-exported
 
 
 class _Model(BaseModel):
@@ -151,16 +152,6 @@ class OnCallRota(_Model):
 
 
 # --- runbooks ------------------------------------------------------------------------------
-
-RunbookAction = Literal[
-    "engage_kill_switch",
-    "rollback_flag",
-    "rollback_deployment",
-    "switch_fallback_model",
-    "pause_agent",
-    "drain_task_queue",
-]
-StepMode = Literal["automatic", "on_request", "needs_approval"]
 
 # What each action may act on: a target is written "kind:name", e.g. "tool:refund_order".
 TARGET_KINDS: dict[str, tuple[str, ...]] = {

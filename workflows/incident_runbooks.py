@@ -5,36 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from workflows.incident_config_types import (
     AGENT_PLACEHOLDER,
     FAIL_CLOSED_RUNBOOK,
     Runbook,
-    RunbookAction,
     RunbookStep,
     SeverityMatrix,
     StepMode,
 )
+from workflows.incident_types import PlannedStep as PlannedStep  # re-exported
 from workflows.incident_types import RunStepRequest, Severity, StepRun, TriggerKind
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PlannedStep(_Model):
-    """One step of the incident's plan, shown in the state query; run it by its `key`."""
-
-    key: str  # "runbook/step"
-    runbook: str
-    runbook_version: str
-    action: RunbookAction
-    target: str  # with the agent placeholder filled in
-    is_risky: bool
-    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
-    mode: StepMode
-    reason: str
 
 
 def fail_closed_step(agent: str, severity: Severity, is_safety: bool) -> PlannedStep | None:

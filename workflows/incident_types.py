@@ -12,7 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-INCIDENT_WORKFLOW = "Incident"
+from workflows.contract import INCIDENT_WORKFLOW as INCIDENT_WORKFLOW  # its home: the contract
+
 INCIDENT_ID_PREFIX = "incident-"
 
 # Ids and trace ids kept per incident: enough to find the runs, small enough for a payload.
@@ -59,6 +60,15 @@ UserImpact = Literal["none", "some", "many"]
 USER_IMPACT_ORDER: dict[str, int] = {"none": 0, "some": 1, "many": 2}
 IncidentPhase = Literal["open", "resolve"]
 PageAction = Literal["trigger", "acknowledge", "resolve"]
+RunbookAction = Literal[
+    "engage_kill_switch",
+    "rollback_flag",
+    "rollback_deployment",
+    "switch_fallback_model",
+    "pause_agent",
+    "drain_task_queue",
+]
+StepMode = Literal["automatic", "on_request", "needs_approval"]
 
 
 class _Model(BaseModel):
@@ -88,6 +98,8 @@ class OpenIncidentRequest(_Model):
     cost_usd_per_hour: float = Field(default=0.0, ge=0)
     affected_run_ids: list[str] = Field(default_factory=list, max_length=MAX_LINKED_IDS)
     trace_ids: list[str] = Field(default_factory=list, max_length=MAX_LINKED_IDS)
+    opened_by: str = Field(default="opsready", min_length=1)  # a person, for manual incidents
+    severity: Severity | None = None  # declared by a person: used instead of the matrix's
 
 
 class JoinRequest(_Model):
@@ -110,12 +122,32 @@ class TimelineEntry(_Model):
 
 
 class PageRecord(_Model):
-    """One page sent to one target; `tier` counts from 1 (the primary on-call)."""
+    """One page sent to one target; `tier` counts from 1 (the primary on-call).
+
+    `at` is when the incident paged (the ack deadline counts from it), whether or not the
+    pager took it: `is_delivered` stays None while the notify activity retries, then says
+    how it ended (`error` when it did not)."""
 
     tier: int = Field(ge=1)
     target: str
     at: datetime
     acked_at: datetime | None = None
+    is_delivered: bool | None = None
+    error: str | None = None
+
+
+class PlannedStep(_Model):
+    """One step of the incident's plan, shown in the state query; run it by its `key`."""
+
+    key: str  # "runbook/step"
+    runbook: str
+    runbook_version: str
+    action: RunbookAction
+    target: str  # with the agent placeholder filled in
+    is_risky: bool
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    mode: StepMode
+    reason: str
 
 
 class StepRun(_Model):
@@ -166,9 +198,11 @@ class IncidentStatus(_Model):
     steps_run: list[StepRun] = Field(default_factory=list)
     timeline: list[TimelineEntry] = Field(default_factory=list)
     evidence_open: EvidenceRef | None = None
-    evidence_resolve: EvidenceRef | None = None
+    evidence_resolve: EvidenceRef | None = None  # holds the open bundle too: the one to keep
+    postmortem_path: str | None = None
     mttd_s: float | None = None
     mttr_s: float | None = None
+    plan: list[PlannedStep] = Field(default_factory=list)  # what `run_step` may run
 
 
 # --- updates -----------------------------------------------------------------------------
@@ -194,6 +228,17 @@ class RunStepRequest(_Model):
 class ResolveRequest(_Model):
     by: str = Field(min_length=1)
     summary: str = Field(min_length=1, max_length=4000)
+
+
+class OpenIncidentResult(_Model):
+    """What the `opsready.incident.open` activity (and `opsready incident open`) answers:
+    the incident that now covers the alert, and whether this alert opened it."""
+
+    incident_id: str
+    is_new: bool  # False: the alert joined an incident already open for its dedup key
+    severity: Severity
+    state: IncidentState
+    joins: int = 0
 
 
 # --- notify activity payload ---------------------------------------------------------------

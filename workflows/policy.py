@@ -9,16 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.contract import SafetyKind
-from workflows.types import (
-    ApprovalPolicy,
-    Budgets,
-    ModelPrice,
-    RiskTier,
-    RunConfig,
-    StopReason,
-    ToolSpec,
-    Usage,
-)
+from workflows.payloads import ApprovalPolicy, Budgets, ModelPrice, RunConfig, ToolSpec
+from workflows.types import RiskTier, StopReason, Usage
 
 _MILLION = 1_000_000
 
@@ -39,8 +31,9 @@ def add_usage(total: Usage, price: ModelPrice, input_tokens: int, output_tokens:
     )
 
 
-def budget_breach(budgets: Budgets, usage: Usage) -> tuple[StopReason, str] | None:
-    """The budget this usage breaks, with a reason an operator can read, or None."""
+def budget_breach(budgets: Budgets, usage: Usage, steps: int) -> tuple[StopReason, str] | None:
+    """The budget broken by this usage, or by a run that has taken (or is about to take)
+    `steps` model steps, with a reason an operator can read; None when all hold."""
     if usage.total_tokens > budgets.max_total_tokens:
         return (
             StopReason.TOKEN_BUDGET,
@@ -51,6 +44,11 @@ def budget_breach(budgets: Budgets, usage: Usage) -> tuple[StopReason, str] | No
         return (
             StopReason.COST_BUDGET,
             f"cost budget exceeded: ${usage.cost_usd:.6f} spent, limit ${budgets.max_cost_usd:.4f}",
+        )
+    if steps > budgets.max_steps:
+        return (
+            StopReason.MAX_STEPS,
+            f"max_steps reached: {budgets.max_steps} steps without a final answer",
         )
     return None
 

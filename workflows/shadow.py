@@ -8,20 +8,18 @@ the two (an activity) and keeps the comparison in its state and result.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
-from workflows import calls
-from workflows.contract import AGENT_RUN_WORKFLOW, Signal
-from workflows.types import (
-    AgentRunRequest,
-    Candidate,
-    ComparedRun,
-    CompareShadowInput,
-    ShadowComparison,
-    ShadowOrigin,
-)
+from workflows import calls, visibility
+from workflows.contract import AGENT_RUN_WORKFLOW, SafetyKind, Signal
+from workflows.payloads import CompareShadowInput, RunConfig
+from workflows.run_record import RunRecord
+from workflows.types import AgentRunRequest, Candidate, ComparedRun, ShadowComparison, ShadowOrigin
 
 
 def twin_id(run_id: str) -> str:
@@ -67,3 +65,36 @@ async def compare(
     except ActivityError as err:
         workflow.logger.warning("shadow comparison failed: %s", calls.cause(err))
         return None
+
+
+async def start(record: RunRecord, candidate: Candidate) -> None:
+    """Production: start the twin; one that cannot start is a safety event, never a failure."""
+    try:
+        record.state.shadow_run_id = await start_twin(record.request, candidate)
+    except (ChildWorkflowError, ApplicationError) as err:
+        record.safety(SafetyKind.SHADOW_NOT_STARTED, str(err))
+
+
+async def after_end(
+    record: RunRecord, config: RunConfig | None, production: Callable[[], ComparedRun | None]
+) -> None:
+    """Production: tell the twin how this run ended. Shadow: wait for production's summary
+    (`production`, set by the `production_result` signal) and keep the comparison."""
+    summary = visibility.compared_run(workflow.info().workflow_id, record.state, workflow.now())
+    if record.state.shadow_run_id is not None:
+        await tell_twin(record.state.shadow_run_id, summary)
+    origin = record.request.shadow_of
+    if origin is None or config is None:
+        return
+    with contextlib.suppress(TimeoutError):
+        await workflow.wait_condition(
+            lambda: production() is not None, timeout=config.budgets.run_timeout_seconds
+        )
+    twin_of = production()
+    if twin_of is None:
+        workflow.logger.warning("shadow: the production result never came")
+        return
+    comparison = await compare(config.agent, origin, twin_of, summary)
+    if comparison is not None:
+        record.state.shadow_comparison = comparison
+        record.upsert_visibility()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 
+from workflows.payloads import RunOutcome
 from workflows.slo_types import (
     DEFAULT_BURN_POLICY,
     DEFAULT_MIN_EVENTS,
@@ -20,7 +21,7 @@ from workflows.slo_types import (
     Slo,
     SloKind,
 )
-from workflows.types import RunOutcome, RunStatus
+from workflows.types import RunStatus
 
 # Runs a human ended: they say nothing about the agent's own reliability.
 HUMAN_ENDED = frozenset({RunStatus.REJECTED, RunStatus.HALTED})

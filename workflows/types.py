@@ -1,19 +1,21 @@
-"""Typed inputs, outputs, state, signals and queries of opsready workflows.
+"""The public types of `AgentRun`: its request, the human input it takes, its state and result.
 
-Shared by workflows, activities and starters. Everything here is a pydantic model that
-travels through Temporal payloads, so field names are part of the public contract:
-renaming one breaks running histories and service code.
+What service code, the CLI and the Temporal UI read and send (`opsready` re-exports the main
+ones). Every model here travels through Temporal payloads and is recorded in histories, so
+field names are part of the public contract: renaming one breaks running histories and
+service code. Configuration and activity payloads are in `workflows.payloads`.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from workflows.contract import KillSwitchScope, kill_switch_scope
+if TYPE_CHECKING:
+    from workflows.payloads import RunCheckpoint
 
 
 class RunStatus(StrEnum):
@@ -60,6 +62,24 @@ class _Model(BaseModel):
 # --- requests and human input ------------------------------------------------------------
 
 
+class Candidate(_Model):
+    """What a shadow run (or a variant) changes against production."""
+
+    prompt_version: str | None = None
+    model: str | None = None
+
+    def label(self) -> str:
+        parts = [f"prompt {self.prompt_version}"] if self.prompt_version else []
+        return ", ".join(parts + ([f"model {self.model}"] if self.model else [])) or "none"
+
+
+class ShadowOrigin(_Model):
+    """Set on a shadow run: whose twin it is and which candidate it tries."""
+
+    run_id: str
+    candidate: Candidate
+
+
 class AgentRunRequest(_Model):
     """What a caller asks for. `checkpoint` is set only by continue-as-new."""
 
@@ -96,7 +116,7 @@ class HaltRequest(_Model):
     by: str = Field(min_length=1, max_length=200)
 
 
-# --- configuration resolved once per run -------------------------------------------------
+# --- what a run shows and returns --------------------------------------------------------
 
 
 class FlagEvaluation(_Model):
@@ -108,113 +128,6 @@ class FlagEvaluation(_Model):
     reason: str  # LaunchDarkly's reason kind: FALLTHROUGH, TARGET_MATCH, RULE_MATCH, OFF, ERROR
     error: str | None = None  # the error kind when reason is ERROR (FLAG_NOT_FOUND...)
     is_default: bool = False  # no usable value: the agent's default was used
-
-
-class Candidate(_Model):
-    """What a shadow run (or a variant) changes against production."""
-
-    prompt_version: str | None = None
-    model: str | None = None
-
-    def label(self) -> str:
-        parts = [f"prompt {self.prompt_version}"] if self.prompt_version else []
-        return ", ".join(parts + ([f"model {self.model}"] if self.model else [])) or "none"
-
-
-class ShadowOrigin(_Model):
-    """Set on a shadow run: whose twin it is and which candidate it tries."""
-
-    run_id: str
-    candidate: Candidate
-
-
-class KillSwitchInput(_Model):
-    agent: str
-    tool: str | None = None
-    context: RunContext = Field(default_factory=lambda: RunContext())
-
-
-class KillSwitchCheck(_Model):
-    is_killed: bool
-    flag: str | None = None
-    scope: KillSwitchScope | None = None  # what the switch that is on covers
-    reason: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _scope_from_flag(cls, data: Any) -> Any:
-        # Checks recorded before `scope` existed name only the flag: derive it, so their
-        # histories replay down the same path.
-        if isinstance(data, dict) and data.get("scope") is None and data.get("flag"):
-            return {**data, "scope": kill_switch_scope(str(data["flag"]))}
-        return data
-
-
-class ApprovalRule(_Model):
-    """When a tool call needs a human: never, always, or when an argument is over a threshold."""
-
-    mode: Literal["never", "always", "over_threshold"] = "never"
-    field: str | None = None
-    threshold: float | None = None
-
-
-class ToolSpec(_Model):
-    name: str
-    description: str
-    parameters: dict[str, Any]
-    risk_tier: RiskTier
-    timeout_seconds: float = 30.0
-    approval: ApprovalRule = Field(default_factory=ApprovalRule)
-
-
-class ApprovalPolicy(_Model):
-    approvers: list[str] = Field(default_factory=list)
-    escalate_to: list[str] = Field(default_factory=list)
-    timeout_seconds: float = 3600.0
-    escalation_timeout_seconds: float = 1800.0
-    # When flags cannot be evaluated, destructive tools need an approval, or are refused.
-    when_flags_unavailable: Literal["require_approval", "refuse"] = "refuse"
-
-
-class Budgets(_Model):
-    max_steps: int = Field(default=8, gt=0)
-    max_total_tokens: int = Field(default=50_000, gt=0)
-    max_cost_usd: float = Field(default=1.0, gt=0)
-    run_timeout_seconds: float = Field(default=24 * 3600.0, gt=0)
-    continue_as_new_after_events: int = Field(default=5_000, ge=10)
-
-
-class ModelPrice(_Model):
-    input_per_million_usd: float
-    output_per_million_usd: float
-
-
-class RunConfig(_Model):
-    """Everything a run needs, resolved once by an activity and recorded in history."""
-
-    agent: str
-    agent_version: str
-    config_hash: str
-    prompt_version: str
-    system_prompt: str
-    provider: str
-    model: str
-    variant: str = "control"
-    max_output_tokens: int = 1024
-    model_timeout_seconds: float = 60.0
-    tools: list[ToolSpec]
-    budgets: Budgets
-    price: ModelPrice
-    approval: ApprovalPolicy
-    fallback_model: str | None = None  # provider/model tried when the model call fails
-    fallback_price: ModelPrice | None = None
-    flags: list[FlagEvaluation] = Field(default_factory=list)
-    flags_degraded: str | None = None  # why flag defaults were used, when they were
-    shadow: Candidate | None = None  # this production run starts a shadow with the candidate
-    is_shadow: bool = False
-
-    def tool(self, name: str) -> ToolSpec | None:
-        return next((t for t in self.tools if t.name == name), None)
 
 
 class ConfigSummary(_Model):
@@ -229,34 +142,6 @@ class ConfigSummary(_Model):
     is_shadow: bool = False
 
 
-class ResolveConfigInput(_Model):
-    agent: str
-    user_id: str | None = None
-    tenant_id: str | None = None
-    run_id: str | None = None  # for sampling decisions (shadow) that must be stable per run
-    shadow: Candidate | None = None  # resolve for a shadow run with this candidate
-
-
-# --- model and tool calls ----------------------------------------------------------------
-
-
-class ToolCallRequest(_Model):
-    """A tool call proposed by the model. `error` is set when it cannot be run as proposed."""
-
-    id: str
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
-    error: str | None = None
-
-
-class ChatMessage(_Model):
-    role: Literal["system", "user", "assistant", "tool"]
-    content: str | None = None
-    tool_calls: list[ToolCallRequest] = Field(default_factory=list)
-    tool_call_id: str | None = None
-    name: str | None = None
-
-
 class Usage(_Model):
     input_tokens: int = 0
     output_tokens: int = 0
@@ -266,93 +151,6 @@ class Usage(_Model):
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
-
-class RunContext(_Model):
-    """Who a run is for and which variant it runs: carried on every activity input so
-    logs, spans and metrics are correlated without a lookup."""
-
-    user_id: str | None = None
-    tenant_id: str | None = None
-    variant: str = "control"
-    # Which code and definition produced the run (None before config, or unversioned).
-    build_id: str | None = None
-    agent_version: str | None = None
-    config_hash: str | None = None
-
-
-class ModelCallInput(_Model):
-    run_id: str
-    agent: str
-    step: int
-    provider: str
-    model: str
-    prompt_version: str
-    messages: list[ChatMessage]
-    tools: list[ToolSpec]
-    max_output_tokens: int
-    context: RunContext = Field(default_factory=RunContext)
-    price: ModelPrice | None = None
-
-
-class ModelCallResult(_Model):
-    message: ChatMessage
-    input_tokens: int
-    output_tokens: int
-    finish_reason: str = "stop"
-
-
-class ToolCallInput(_Model):
-    run_id: str
-    agent: str
-    step: int
-    call_id: str
-    tool: str
-    arguments: dict[str, Any]
-    idempotency_key: str
-    context: RunContext = Field(default_factory=RunContext)
-    risk_tier: RiskTier | None = None
-    decision: str = "auto"  # "auto" (no approval needed) or "approved"
-    simulate: bool = False  # shadow runs: describe the call, never make it
-
-
-class ToolCallResult(_Model):
-    ok: bool
-    output: Any = None
-    error: str | None = None
-    was_replayed: bool = False
-
-
-class NotifyApproversInput(_Model):
-    run_id: str
-    agent: str
-    approval: PendingApproval
-    recipients: list[str]
-    is_escalation: bool = False
-    context: RunContext = Field(default_factory=RunContext)
-
-
-class RunOutcome(_Model):
-    """One finished run, as recorded for SLOs and canary comparisons."""
-
-    run_id: str
-    agent: str
-    variant: str
-    status: RunStatus
-    stop_reason: StopReason | None
-    steps: int
-    usage: Usage
-    safety_events: int
-    started_at: datetime
-    ended_at: datetime
-    context: RunContext = Field(default_factory=RunContext)
-    safety_kinds: list[str] = Field(default_factory=list)
-    approvals: list[ApprovalRecord] = Field(default_factory=list)
-    flag_variations: dict[str, int] = Field(default_factory=dict)  # flag key -> variation
-    build_id: str | None = None
-    is_shadow: bool = False
-
-
-# --- what a run shows and returns --------------------------------------------------------
 
 ToolDecision = Literal[
     "executed",
@@ -476,25 +274,9 @@ class ShadowComparison(_Model):
     compared_at: datetime
 
 
-class CompareShadowInput(_Model):
-    agent: str
-    candidate: Candidate
-    production: ComparedRun
-    shadow: ComparedRun
-
-
-class RunCheckpoint(_Model):
-    """What continue-as-new carries into the next run of the same workflow id."""
-
-    config: RunConfig
-    messages: list[ChatMessage]
-    state: AgentRunState
-    deadline: datetime
-
-
-AgentRunRequest.model_rebuild()
-KillSwitchInput.model_rebuild()
 AgentRunState.model_rebuild()
 AgentRunResult.model_rebuild()
-NotifyApproversInput.model_rebuild()
-RunOutcome.model_rebuild()
+
+# `AgentRunRequest.checkpoint` is a payload type, and `workflows.payloads` imports this module:
+# importing it last completes `AgentRunRequest`, whichever of the two is imported first.
+import workflows.payloads  # noqa: E402, F401

@@ -1,7 +1,8 @@
-"""What a run shows outside itself: search attributes, memo, current details, its result.
+"""What a workflow shows outside itself: search attributes, memo, current details, its result.
 
-Pure functions of the run's request and state; `AgentRun` applies them on every status
-change so the Temporal UI list and detail pages say what each run is and where it stands.
+Pure functions of a run's (or a rollout's) request and state; `AgentRun` and
+`CanaryRollout` apply them on every status change so the Temporal UI list and detail pages
+say what each workflow is and where it stands.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from temporalio.common import SearchAttributeUpdate
 
 from workflows import contract
 from workflows.calls import TOOL_TIMED_OUT
+from workflows.payloads import RunConfig, RunContext, RunOutcome
+from workflows.rollout_types import RolloutState
 from workflows.sli_types import Tally, tally_marks
 from workflows.types import (
     AgentRunRequest,
@@ -20,9 +23,6 @@ from workflows.types import (
     AgentRunState,
     ComparedRun,
     ConfigSummary,
-    RunConfig,
-    RunContext,
-    RunOutcome,
     ToolCallRecord,
 )
 
@@ -125,7 +125,7 @@ def config_summary(config: RunConfig, build_id: str | None) -> ConfigSummary:
     return ConfigSummary(
         agent_version=config.agent_version,
         prompt_version=config.prompt_version,
-        model=f"{config.provider}/{config.model}",
+        model=config.primary.model,
         variant=config.variant,
         config_hash=config.config_hash,
         build_id=build_id,
@@ -192,3 +192,49 @@ def result_of(state: AgentRunState) -> AgentRunResult:
         shadow_run_id=state.shadow_run_id,
         shadow_comparison=state.shadow_comparison,
     )
+
+
+# --- CanaryRollout ---------------------------------------------------------------------------
+
+
+def rollout_memo(state: RolloutState) -> dict[str, Any]:
+    target = state.deployment
+    subject: dict[str, str | None] = (
+        {"flag": state.flag}
+        if target is None
+        else {"deployment": target.deployment, "candidate_build": target.candidate_build}
+    )
+    return {
+        **subject,
+        "status": state.status,
+        "percent": state.percent,
+        "stage": f"{state.stage_index + 1}/{len(state.stages)}",
+        "reason": state.reason,
+    }
+
+
+def rollout_details(state: RolloutState) -> str:
+    """Markdown for the UI: who serves what, the last check, what it waits for."""
+    target = state.deployment
+    serves = (
+        f"candidate variation {state.candidate_variation} serves {state.percent:g}% of "
+        f"`{state.flag}`"
+        if target is None
+        else f"build `{target.candidate_build}` serves {state.percent:g}% of new runs of "
+        f"Worker Deployment `{target.deployment}`"
+    )
+    lines = [
+        f"**{state.status}**: {serves} (stage {state.stage_index + 1}/"
+        f"{len(state.stages)}: {state.stages[state.stage_index]:g}%)"
+    ]
+    if state.reason:
+        lines.append(f"reason: {state.reason}")
+    if state.decisions:
+        last = state.decisions[-1]
+        lines.append(f"last check ({last.stage_percent:g}%): {last.decision}: {last.reasons[0]}")
+    if state.status == "awaiting_approval" and state.approval is not None:
+        lines.append(
+            f"waiting for approval of 100% from {', '.join(state.approval.approvers)}: "
+            'signal `approval_decision` {"approved": true, "approver": "NAME"}'
+        )
+    return "\n\n".join(lines)

@@ -16,8 +16,8 @@ from activities.models.base import ModelProvider
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
+from workflows.payloads import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
 from workflows.policy import price_usage
-from workflows.types import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
 
 
 class ModelActivities:
@@ -33,22 +33,18 @@ class ModelActivities:
 
     @activity.defn(name=Activity.MODEL_CHAT)
     async def chat(self, request: ModelCallInput) -> ModelCallResult:
-        provider = self._providers.get(request.provider)
+        provider = self._providers.get(request.model.provider)
         if provider is None:
             known = ", ".join(sorted(self._providers))
             raise ApplicationError(
-                f"no model provider {request.provider!r} on this worker (have: {known})",
+                f"no model provider {request.model.provider!r} on this worker (have: {known})",
                 type=ErrorType.UNKNOWN_MODEL_PROVIDER,
                 non_retryable=True,
             )
         with self._telemetry.model_call(request) as call:
             result = await provider.complete(request)
             checked = [self._check(c, request.tools) for c in result.message.tool_calls]
-            cost = (
-                price_usage(request.price, result.input_tokens, result.output_tokens)
-                if request.price
-                else None
-            )
+            cost = price_usage(request.model.price, result.input_tokens, result.output_tokens)
             call.record(result, tool_calls=checked, cost_usd=cost)
         message = result.message.model_copy(update={"tool_calls": checked})
         return result.model_copy(update={"message": message})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from workflows.types import ModelCallInput, ModelCallResult
+from workflows.payloads import ModelCallInput, ModelCallResult
 
 
 class ModelProvider(Protocol):

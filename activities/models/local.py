@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.exceptions import ApplicationError
 
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _ORDER_ID = re.compile(r"\bA-\d{4}\b")
 _AMOUNT = re.compile(r"\$\s?(\d+(?:\.\d{1,2})?)")
@@ -28,14 +28,14 @@ class LocalProvider:
     name = "local"
 
     def __init__(self, scripts: dict[str, Script] | None = None) -> None:
-        self._scripts = scripts or {"support-triage": support_triage}
+        self._scripts = scripts or {"support-triage": support_triage, "broken": broken}
 
     async def complete(self, request: ModelCallInput) -> ModelCallResult:
-        script = self._scripts.get(request.model)
+        script = self._scripts.get(request.model.name)
         if script is None:
             known = ", ".join(sorted(self._scripts))
             raise ApplicationError(
-                f"the local provider has no model {request.model!r} (it has: {known})",
+                f"the local provider has no model {request.model.name!r} (it has: {known})",
                 type=ErrorType.MODEL_REQUEST_REJECTED,
                 non_retryable=True,
             )
@@ -52,6 +52,16 @@ class LocalProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+def broken(request: ModelCallInput) -> ChatMessage:
+    """`local/broken` fails every call, on purpose: the demo (and a game day) switch an agent
+    to it with the `model` flag to rehearse an incident. Not retryable, so runs fail fast."""
+    raise ApplicationError(
+        "local/broken failed on purpose (an incident rehearsal: set the model flag back)",
+        type=ErrorType.MODEL_REQUEST_REJECTED,
+        non_retryable=True,
+    )
 
 
 def support_triage(request: ModelCallInput) -> ChatMessage:

@@ -22,7 +22,7 @@ from temporalio.exceptions import ApplicationError
 
 from opsready.errors import one_line
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 
 _MAX_RETRY_AFTER_SECONDS = 120.0
 _MAX_ERROR_CHARS = 300
@@ -82,7 +82,7 @@ class OpenAICompatProvider:
 
     async def complete(self, request: ModelCallInput) -> ModelCallResult:
         body: dict[str, Any] = {
-            "model": request.model,
+            "model": request.model.name,
             "messages": [_wire_message(m) for m in request.messages],
             "max_tokens": request.max_output_tokens,
         }

@@ -18,7 +18,8 @@ from activities.tools.registry import (
 )
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
-from workflows.types import RiskTier, ToolCallInput, ToolCallResult
+from workflows.payloads import ToolCallInput, ToolCallResult
+from workflows.types import RiskTier
 
 _HEARTBEAT_EVERY_SECONDS = 1.0
 

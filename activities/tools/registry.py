@@ -15,7 +15,8 @@ from pydantic import BaseModel, ValidationError
 
 from activities.tools.ledger import Ledger
 from opsready.agents import ToolPolicy
-from workflows.types import ApprovalRule, RiskTier, ToolSpec
+from workflows.payloads import ApprovalRule, ToolSpec
+from workflows.types import RiskTier
 
 
 class ToolError(Exception):

@@ -11,7 +11,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from workflows.types import ToolCallRequest
+from workflows.payloads import ToolCallRequest
 
 Stage = Literal["input", "output"]
 # What a hit asks for, strongest first: stop; send to a human; mask and go on; only record.

@@ -1,4 +1,5 @@
-"""Incidents outside the workflow: configuration, pages, evidence bundles, postmortems.
+"""Incidents outside the workflow: configuration, pages, evidence bundles, postmortems, and
+the client side (`open_or_join`, the `Incidents` API the CLI uses).
 
 The deterministic parts (types, severity, escalation, runbook plans) live in
 `workflows.incident_types`, `workflows.incident_policy` and `workflows.incident_runbooks`.
@@ -14,11 +15,14 @@ from opsready.incidents.notifier import (
     send_page,
 )
 from opsready.incidents.postmortem import draft_postmortem
+from opsready.incidents.service import Incidents, IncidentSummary, open_or_join
 
 __all__ = [
     "BundleRef",
     "EvidenceError",
     "IncidentConfig",
+    "IncidentSummary",
+    "Incidents",
     "OnCallConfig",
     "PageDeliveryError",
     "PageFormat",
@@ -26,6 +30,7 @@ __all__ = [
     "PageUnavailableError",
     "draft_postmortem",
     "load_incident_config",
+    "open_or_join",
     "send_page",
     "verify_bundle",
     "write_bundle",

@@ -12,9 +12,11 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -25,6 +27,7 @@ from opsready.redaction import Redactor
 from workflows.incident_types import EvidenceRef, IncidentPhase
 
 MANIFEST = "manifest.json"
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 _PHASES = ("open", "resolve")
 
 
@@ -44,6 +47,19 @@ class BundleRef(BaseModel):
 
 def bundle_path(dest_dir: Path, incident_id: str, phase: IncidentPhase) -> Path:
     return dest_dir / f"{incident_id}-{phase}.tar.gz"
+
+
+def file_name(incident_id: str) -> str:
+    """An incident id as a file name: a dedup key may hold `/` or spaces."""
+    return _UNSAFE.sub("_", incident_id).lstrip(".") or "incident"
+
+
+def incident_folder(base_dir: Path, incident_id: str, opened_at: datetime) -> Path:
+    """Where one incident keeps its bundles and postmortem draft: a dedup key opens a new
+    incident (the same workflow id) after the last one was resolved, so each gets a folder
+    of its own under its id, named for when it opened."""
+    stamp = opened_at.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return base_dir / file_name(incident_id) / stamp
 
 
 def write_bundle(

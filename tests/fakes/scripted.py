@@ -13,14 +13,22 @@ from temporalio.exceptions import ApplicationError
 
 from activities.tools.registry import Tool, ToolContext
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult, RiskTier, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.types import RiskTier
 
 Script = Callable[[ModelCallInput], ChatMessage]
 
-# The price table entry a `scripted/test` agent needs (append to pricing.toml).
-SCRIPTED_PRICE = (
-    '\n[models."scripted/test"]\ninput_per_million_usd = 1.0\noutput_per_million_usd = 2.0\n'
-)
+# The price table entries of the scripted models (append to pricing.toml): `scripted/test`,
+# what test agents use, and `scripted/backup`, a dearer fallback.
+SCRIPTED_PRICE = """
+[models."scripted/test"]
+input_per_million_usd = 1.0
+output_per_million_usd = 2.0
+
+[models."scripted/backup"]
+input_per_million_usd = 10.0
+output_per_million_usd = 20.0
+"""
 
 
 def answer(text: str) -> ChatMessage:
@@ -35,6 +43,22 @@ def calls(step: int, *calls_: tuple[str, dict[str, object]]) -> ChatMessage:
             for i, (name, args) in enumerate(calls_, start=1)
         ],
     )
+
+
+def only_on(model: str, script: Script) -> Script:
+    """A script that answers only when called with `model` (provider/model): every other
+    model's call fails for good, as a provider that rejects the request does."""
+
+    def on(request: ModelCallInput) -> ChatMessage:
+        if request.model.model != model:
+            raise ApplicationError(
+                f"{request.model.model} is down",
+                type=ErrorType.MODEL_REQUEST_REJECTED,
+                non_retryable=True,
+            )
+        return script(request)
+
+    return on
 
 
 def tool_messages(request: ModelCallInput) -> list[ChatMessage]:

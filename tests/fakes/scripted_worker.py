@@ -26,7 +26,7 @@ from opsready.settings import PROJECT_ROOT, Settings
 from tests.fakes.scripted import Script, ScriptedProvider, answer, calls, tool_messages
 from workers.app import build_activities, build_worker
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, ModelCallResult
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult
 
 
 def _then_answer(first: ChatMessage) -> Script:

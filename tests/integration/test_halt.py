@@ -22,11 +22,11 @@ from tests.fakes.scripted import ScriptedProvider, answer, calls
 from tests.workflows.conftest import TESTER
 from workers.app import build_activities, build_worker
 from workflows.contract import Signal
+from workflows.payloads import ModelCallInput
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     HaltRequest,
-    ModelCallInput,
     RiskTier,
     RunStatus,
     StopReason,

@@ -31,16 +31,8 @@ from tests.conftest import write_agent
 from workers.app import build_activities, build_worker
 from workers.kill_switch import DIRECT_LIMIT, KillSwitchListener
 from workflows.contract import kill_switch_key
-from workflows.types import (
-    AgentRunResult,
-    ChatMessage,
-    ModelCallInput,
-    ModelCallResult,
-    RiskTier,
-    RunStatus,
-    StopReason,
-    ToolCallRequest,
-)
+from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
+from workflows.types import AgentRunResult, RiskTier, RunStatus, StopReason
 
 pytestmark = pytest.mark.integration
 

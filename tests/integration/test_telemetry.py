@@ -29,7 +29,8 @@ from opsready.logs import configure_logging
 from opsready.settings import PROJECT_ROOT, Settings
 from opsready.telemetry import Telemetry
 from workers.app import build_activities, build_worker
-from workflows.types import AgentRunResult, ModelCallInput, ModelCallResult, RunStatus
+from workflows.payloads import ModelCallInput, ModelCallResult
+from workflows.types import AgentRunResult, RunStatus
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,8 @@
 replay check that reads them.
 
 Recording plays `tests.replay.scenarios.SCENARIOS` on a throw-away time-skipping server
-and writes each run's history as `tests/histories/agent_run-<scenario>.json`. The replay
+and writes each run's history as `tests/histories/agent_run-<scenario>.json`, then the
+rollouts of `tests.replay.rollout_scenarios` as `canary_rollout-<scenario>.json`. The replay
 tests (tests/replay/) replay every file against the current workflow code; `replay_history`
 reports a failure with the file, the workflow and the event where the code diverged.
 """
@@ -27,17 +28,35 @@ from temporalio.worker import Replayer
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
+from tests.fakes.canary import Canary, canary_rig
+from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS, RolloutScenario
 from tests.replay.scenarios import SCENARIOS, Rig, Scenario, scenario_rig, time_skipping_env
+from workflows.rollout_types import RolloutState
 from workflows.types import AgentRunResult
 
-# Recorded by the demo before the kill-switch patch: they prove runs started on that code
-# still replay, so they are kept as they are and never re-recorded.
+# `make histories` writes here: the current code's recordings.
+HISTORY_DIR = Path(__file__).parent.parent / "histories"
+# Recorded before `RunConfig.models` (a model as one value), in the old payload shapes, and
+# kept as they are, never re-recorded: they prove runs started on that code still replay.
+V1_DIR = HISTORY_DIR / "v1"
+# Among them, recorded by the demo before the kill-switch patch: runs started on that code.
 LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
 FILE_PREFIX = "agent_run-"
+ROLLOUT_FILE_PREFIX = "canary_rollout-"
 
 
-def history_path(out_dir: Path, name: str) -> Path:
-    return out_dir / f"{FILE_PREFIX}{name}.json"
+def golden_histories() -> list[Path]:
+    """Every golden history, the current recordings and the kept old ones."""
+    return sorted([*HISTORY_DIR.glob("*.json"), *V1_DIR.glob("*.json")])
+
+
+def display_name(path: Path) -> str:
+    """`agent_run-x.json`, or `v1/agent_run-x.json` for a kept old one."""
+    return str(path.relative_to(HISTORY_DIR)) if path.is_relative_to(HISTORY_DIR) else path.name
+
+
+def history_path(out_dir: Path, name: str, prefix: str = FILE_PREFIX) -> Path:
+    return out_dir / f"{prefix}{name}.json"
 
 
 def file_names(scenario: Scenario) -> list[str]:
@@ -74,6 +93,16 @@ async def _record(settings: Settings, out_dir: Path) -> list[Path]:
                     written.append(path)
                     ended = _ending(history) or result.status.value
                     print(f"wrote {path} ({ended}, {len(history.events)} events)")
+        # A server of their own: on the one above, moving the clock by a whole soak after
+        # the agent runs timed out (an RPC error), on a fresh one it does not.
+        async with time_skipping_env() as env:
+            for rollout in ROLLOUT_SCENARIOS:
+                async with canary_rig(env, Path(tempfile.mkdtemp(dir=scratch))) as canary:
+                    history, state = await play_rollout(canary, rollout)
+                path = history_path(out_dir, rollout.name, ROLLOUT_FILE_PREFIX)
+                path.write_text(history.to_json())
+                written.append(path)
+                print(f"wrote {path} ({state.status}, {len(history.events)} events)")
     return written
 
 
@@ -106,6 +135,21 @@ async def play(rig: Rig, scenario: Scenario) -> list[tuple[str, WorkflowHistory,
         history = await twin.fetch_history()
         taken.append((names[-1], _with_workflow_id(history, twin.id), twin_result))
     return taken
+
+
+async def play_rollout(
+    canary: Canary, scenario: RolloutScenario
+) -> tuple[WorkflowHistory, RolloutState]:
+    """Play one rollout scenario; its history and final state. Raises when it did not end
+    (or decide its approval) the way the scenario says."""
+    handle, state = await scenario.play(canary)
+    approval = state.approval.outcome if state.approval else None
+    if (state.status, approval) != (scenario.ends, scenario.approval):
+        raise OpsreadyError(
+            f"rollout scenario {scenario.name} ended {state.status} (approval {approval}: "
+            f"{state.reason}), expected {scenario.ends} (approval {scenario.approval})"
+        )
+    return _with_workflow_id(await handle.fetch_history(), handle.id), state
 
 
 def _check(name: str, result: AgentRunResult, status: str, stop_reason: str | None) -> None:
@@ -170,10 +214,9 @@ class ReplayReport:
         return self.failure is None
 
     def describe(self) -> str:
+        name = display_name(self.path)
         if self.failure is None:
-            return (
-                f"{self.path.name}: workflow {self.workflow_type} (id {self.workflow_id}) replays"
-            )
+            return f"{name}: workflow {self.workflow_type} (id {self.workflow_id}) replays"
         where = (
             f"at event {self.event_id} {self.event_type}"
             + (f" ({self.event_detail})" if self.event_detail else "")
@@ -182,7 +225,7 @@ class ReplayReport:
         )
         kind = type(self.failure).__name__
         return (
-            f"{self.path.name}: workflow {self.workflow_type} (id {self.workflow_id}) no longer "
+            f"{name}: workflow {self.workflow_type} (id {self.workflow_id}) no longer "
             f"replays: {kind} {where}. Guard the change with workflow.patched or ship it as a "
             f"new Worker Deployment Version (README: Changing workflow code). SDK: {self.failure}"
         )

@@ -40,18 +40,18 @@ from tests.fakes.scripted import (
     ScriptedProvider,
     answer,
     calls,
+    only_on,
 )
 from workers.app import build_activities, build_worker
 from workers.versioning import UnversionedWorkflows
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
+from workflows.payloads import ChatMessage, ModelCallInput
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
     ApprovalDecision,
-    ChatMessage,
     HaltRequest,
-    ModelCallInput,
     RunStatus,
     StopReason,
 )
@@ -416,5 +416,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         ANSWERED,
         flags={"shadow": {"prompt_version": "v2", "sample_rate": 1}},
         has_twin=True,
+    ),
+    Scenario(
+        "model-fallback",  # the primary model fails for good; the fallback answers
+        _run("tester", "fall back", only_on("scripted/backup", lambda _: answer("from backup"))),
+        ANSWERED,
+        flags={"fallback-model": "scripted/backup"},
     ),
 )

@@ -17,23 +17,30 @@ from typing import Any
 import pytest
 
 from tests.replay.recorder import (
+    FILE_PREFIX,
+    HISTORY_DIR,
     LEGACY_SCENARIOS,
+    ROLLOUT_FILE_PREFIX,
+    V1_DIR,
+    display_name,
     file_names,
+    golden_histories,
     history_path,
     load_history,
     patch_ids,
     replay_history,
 )
+from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
 from workflows.agent_run import KILL_SWITCH_PATCH
 from workflows.types import RunStatus, StopReason
 
-HISTORY_DIR = Path(__file__).parent.parent / "histories"
-HISTORIES = sorted(HISTORY_DIR.glob("*.json"))
+HISTORIES = golden_histories()
+AGENT_RUN_HISTORIES = [path for path in HISTORIES if path.name.startswith(FILE_PREFIX)]
 
 
-@pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
+@pytest.mark.parametrize("path", HISTORIES, ids=display_name)
 async def test_golden_history_replays(path: Path) -> None:
     report = await replay_history(path, WORKFLOWS)
     assert report.is_ok, report.describe()
@@ -79,26 +86,68 @@ def facts(path: Path) -> Facts:
 
 @pytest.fixture(scope="module")
 def all_facts() -> dict[str, Facts]:
-    return {path.stem.removeprefix("agent_run-"): facts(path) for path in HISTORIES}
+    """Facts of every AgentRun history, by display name (`v1/...` for the kept old ones)."""
+    return {display_name(path): facts(path) for path in AGENT_RUN_HISTORIES}
+
+
+@pytest.fixture(scope="module")
+def current_facts(all_facts: dict[str, Facts]) -> dict[str, Facts]:
+    """The current recordings alone: what they cover must not depend on the old ones."""
+    return {name: f for name, f in all_facts.items() if not name.startswith("v1/")}
 
 
 def test_every_scenario_has_its_golden_histories() -> None:
-    expected = {*LEGACY_SCENARIOS, *(name for s in SCENARIOS for name in file_names(s))}
-    missing = sorted(name for name in expected if not history_path(HISTORY_DIR, name).exists())
+    expected = [history_path(HISTORY_DIR, name) for s in SCENARIOS for name in file_names(s)] + [
+        history_path(HISTORY_DIR, s.name, ROLLOUT_FILE_PREFIX) for s in ROLLOUT_SCENARIOS
+    ]
+    expected += [history_path(V1_DIR, name) for name in LEGACY_SCENARIOS]
+    missing = sorted(display_name(path) for path in expected if not path.exists())
     assert not missing, f"no golden history for {missing}: run `make histories`"
 
 
-def test_golden_histories_cover_every_status_and_stop_reason(all_facts: dict[str, Facts]) -> None:
-    statuses = set().union(*(f.statuses for f in all_facts.values()))
+def recorded_config(path: Path) -> dict[str, Any]:
+    """The config activity's result in a history (absent when the run never got one)."""
+    for event in json.loads(path.read_text())["events"]:
+        completed = event.get("activityTaskCompletedEventAttributes") or {}
+        payloads = completed.get("result", {}).get("payloads", [{}])
+        result = _payload(payloads[0]) if "data" in payloads[0] else None
+        if isinstance(result, dict) and "system_prompt" in result:
+            return result
+    return {}
+
+
+def test_histories_hold_both_payload_shapes_of_the_model() -> None:
+    # The kept old ones have provider, model and price apart; the current ones `models`.
+    old = [recorded_config(p) for p in AGENT_RUN_HISTORIES if p.parent == V1_DIR]
+    new = [recorded_config(p) for p in AGENT_RUN_HISTORIES if p.parent == HISTORY_DIR]
+    assert [c for c in old if c] and all("provider" in c for c in old if c)
+    assert [c for c in new if c] and all("models" in c for c in new if c)
+
+
+def test_rollout_histories_cover_every_way_its_approval_ends() -> None:
+    outcomes = set()
+    for path in HISTORY_DIR.glob(f"{ROLLOUT_FILE_PREFIX}*.json"):  # the current recordings
+        last = json.loads(path.read_text())["events"][-1]
+        result = _payload(
+            last["workflowExecutionCompletedEventAttributes"]["result"]["payloads"][0]
+        )
+        outcomes.add((result["approval"] or {}).get("outcome"))
+    assert {"approved", "rejected", "timed_out", None} <= outcomes
+
+
+def test_golden_histories_cover_every_status_and_stop_reason(
+    current_facts: dict[str, Facts],
+) -> None:
+    statuses = set().union(*(f.statuses for f in current_facts.values()))
     assert not {s.value for s in RunStatus} - statuses, "statuses without a golden history"
-    stop_reasons = {f.stop_reason for f in all_facts.values()}
+    stop_reasons = {f.stop_reason for f in current_facts.values()}
     assert not {r.value for r in StopReason} - stop_reasons, "stop reasons without a history"
 
 
-def test_golden_histories_cover_every_approval_path(all_facts: dict[str, Facts]) -> None:
+def test_golden_histories_cover_every_approval_path(current_facts: dict[str, Facts]) -> None:
     paths = {
         (a["outcome"], a["was_escalated"], via)
-        for f in all_facts.values()
+        for f in current_facts.values()
         for a in f.approvals
         for via in (f.signals & {"approval_decision", "halt"}) | f.updates or {"timeout"}
     }
@@ -118,5 +167,5 @@ def test_golden_histories_cover_both_patch_generations(all_facts: dict[str, Fact
     unpatched = {name for name, f in all_facts.items() if KILL_SWITCH_PATCH not in f.patches}
     patched = set(all_facts) - unpatched
     # Runs started before the kill-switch patch must keep replaying until it is retired.
-    assert set(LEGACY_SCENARIOS) <= unpatched
+    assert {f"v1/{FILE_PREFIX}{name}.json" for name in LEGACY_SCENARIOS} <= unpatched
     assert patched, f"no history recorded with the {KILL_SWITCH_PATCH!r} patch"

@@ -5,18 +5,30 @@ The change: give approvers a quiet period. Today a run notifies its approvers, t
 changed, it first waits up to a minute for a decision (someone watching the UI) and pages
 only when none came. That puts a timer before the notify activity, so every history that
 notified approvers no longer replays, unless the change is patched.
+
+The patched class asks `workflow.patched` once, at the top of `run`: the run's first
+workflow task holds only its start, so the recording and every replay ask in the same task.
+It used to ask inside `notify`, right after the tool's kill-switch local activity, in
+whichever task that result landed; a replay that asks in another task than the recording
+did fails with "Non-deprecated patch marker encountered ... no corresponding change
+command", which this test did once under load (issue 8).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from temporalio import workflow
+from temporalio.client import WorkflowHistory
 from temporalio.common import VersioningBehavior
 
 from tests.replay.recorder import (
     LEGACY_SCENARIOS,
+    V1_DIR,
     activity_types,
+    display_name,
+    golden_histories,
     history_path,
     load_history,
     patch_ids,
@@ -25,11 +37,13 @@ from tests.replay.recorder import (
 )
 from tests.replay.scenarios import SCENARIOS, scenario_rig, time_skipping_env
 from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
+from workflows.approvals import ApprovalBook
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import AGENT_RUN_WORKFLOW, Activity
-from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval, RunConfig
+from workflows.payloads import RunConfig
+from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval
 
-HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
+HISTORIES = golden_histories()
 QUIET_SECONDS = 60
 QUIET_PATCH = "approval-quiet-period"
 PINNED = VersioningBehavior.PINNED
@@ -37,43 +51,57 @@ PINNED = VersioningBehavior.PINNED
 
 # Unsandboxed: the gate is about the commands a class emits, which the sandbox does not
 # change, and the sandbox would re-import this test module (and its I/O) for every run.
+async def decided_within(book: ApprovalBook, pending: PendingApproval, seconds: float) -> bool:
+    try:
+        await workflow.wait_condition(lambda: book.is_decided(pending.request_id), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
 class UnguardedQuietPeriod(AgentRunWorkflow):
     @workflow.run
     async def run(self, request: AgentRunRequest) -> AgentRunResult:
         return await super().run(request)
 
-    async def _notify(
-        self,
-        config: RunConfig,
-        pending: PendingApproval,
-        recipients: list[str],
-        *,
-        is_escalation: bool = False,
+    async def notify(
+        self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
     ) -> None:
-        if not is_escalation and await self._approvals.wait(pending, QUIET_SECONDS):
+        if not escalate and await decided_within(self._approvals, pending, QUIET_SECONDS):
             return  # decided before anyone had to be paged
-        await super()._notify(config, pending, recipients, is_escalation=is_escalation)
+        await super().notify(config, pending, recipients, escalate)
 
 
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
 class PatchedQuietPeriod(AgentRunWorkflow):
     @workflow.run
     async def run(self, request: AgentRunRequest) -> AgentRunResult:
+        self._has_quiet_period = workflow.patched(QUIET_PATCH)  # first task: see docstring
         return await super().run(request)
 
-    async def _notify(
-        self,
-        config: RunConfig,
-        pending: PendingApproval,
-        recipients: list[str],
-        *,
-        is_escalation: bool = False,
+    async def notify(
+        self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
     ) -> None:
-        is_quiet = not is_escalation and workflow.patched(QUIET_PATCH)
-        if is_quiet and await self._approvals.wait(pending, QUIET_SECONDS):
+        is_quiet = self._has_quiet_period and not escalate
+        if is_quiet and await decided_within(self._approvals, pending, QUIET_SECONDS):
             return
-        await super()._notify(config, pending, recipients, is_escalation=is_escalation)
+        await super().notify(config, pending, recipients, escalate)
+
+
+def first_task_markers(history: WorkflowHistory) -> list[str]:
+    """The patch ids recorded by the run's first workflow task (before its first activity)."""
+    ids = []
+    for event in history.events:
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            break
+        marker = event.marker_recorded_event_attributes
+        if (
+            event.HasField("marker_recorded_event_attributes")
+            and marker.marker_name == "core_patch"
+        ):
+            ids.append(json.loads(marker.details["patch-data"].payloads[0].data)["id"])
+    return ids
 
 
 def notifies_approvers(path: Path) -> bool:
@@ -103,15 +131,16 @@ def test_changed_classes_keep_every_handler_of_agent_run() -> None:
 async def test_unguarded_reordering_fails_the_gate_naming_workflow_and_event() -> None:
     reports = await replay_histories(HISTORIES, [UnguardedQuietPeriod, CanaryRolloutWorkflow])
 
-    failed = {r.path.stem for r in reports if not r.is_ok}
-    expected = {path.stem for path in HISTORIES if notifies_approvers(path)}
-    assert {history_path(Path(), n).stem for n in LEGACY_SCENARIOS} & expected  # old runs too
+    failed = {r.path for r in reports if not r.is_ok}
+    expected = {path for path in HISTORIES if notifies_approvers(path)}
+    assert {history_path(V1_DIR, n) for n in LEGACY_SCENARIOS} & expected  # old runs too
     assert failed == expected  # every run that paged approvers, and only those
     for report in (r for r in reports if not r.is_ok):
         message = report.describe()
         assert report.workflow_type == AGENT_RUN_WORKFLOW
         assert report.workflow_id and not report.workflow_id.startswith("agent_run-")
-        assert f"{report.path.name}: workflow AgentRun (id {report.workflow_id})" in message
+        where = f"{display_name(report.path)}: workflow AgentRun (id {report.workflow_id})"
+        assert where in message
         # Where it diverged: the notify activity the history has and the changed code lacks.
         assert report.event_type == "ActivityTaskScheduled", message
         assert f"at event {report.event_id} ActivityTaskScheduled" in message
@@ -132,6 +161,7 @@ async def test_patched_reordering_replays_old_histories_and_its_own(tmp_path: Pa
     path.write_text(history.to_json())
     assert result.approvals[0].approver == "bob"
     assert patch_ids(history) == {KILL_SWITCH_PATCH, QUIET_PATCH}
+    assert first_task_markers(history) == [QUIET_PATCH]  # asked where replays ask it too
     assert not notifies_approvers(path)
 
     [report] = await replay_histories([path], patched)

@@ -13,7 +13,8 @@ from opsready.agents import list_agents, load_agent
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from workflows.types import ResolveConfigInput, RiskTier
+from workflows.payloads import ResolveConfigInput
+from workflows.types import RiskTier
 
 GOOD = """
 name = "helper"
@@ -36,11 +37,9 @@ def resolver(agents_dir: Path, **settings: object) -> ConfigActivities:
 
 def test_the_shipped_demo_agent_resolves() -> None:
     config = resolver(PROJECT_ROOT / "agents").resolve(ResolveConfigInput(agent="support-triage"))
-    assert (config.provider, config.model, config.prompt_version) == (
-        "local",
-        "support-triage",
-        "v1",
-    )
+    assert [m.model for m in config.models] == ["local/support-triage"]
+    assert (config.primary.provider, config.primary.name) == ("local", "support-triage")
+    assert config.prompt_version == "v1"
     assert {t.name: t.risk_tier for t in config.tools} == {
         "search_kb": RiskTier.READ,
         "lookup_order": RiskTier.READ,
@@ -64,7 +63,8 @@ def test_model_override_from_settings_and_its_price(tmp_path: Path) -> None:
     config = resolver(tmp_path, model_override="openai/gpt-4o").resolve(
         ResolveConfigInput(agent="helper")
     )
-    assert config.model == "gpt-4o" and config.price.input_per_million_usd == 2.5
+    assert config.primary.model == "openai/gpt-4o"
+    assert config.primary.price.input_per_million_usd == 2.5
     with pytest.raises(ConfigError, match="no price for model 'openai/o9'"):
         resolver(tmp_path, model_override="openai/o9").resolve(ResolveConfigInput(agent="helper"))
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from workflows.answer_cache import cache_key, is_cacheable, normalise_input
-from workflows.types import RiskTier, ToolSpec
+from workflows.payloads import ToolSpec
+from workflows.types import RiskTier
 
 
 def _tool(name: str, tier: RiskTier) -> ToolSpec:

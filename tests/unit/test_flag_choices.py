@@ -25,10 +25,10 @@ def flags(**values: Any) -> dict[str, FlagEvaluation]:
 
 def test_no_flags_means_the_agent_as_defined() -> None:
     choices = choose(DEFINITION, {}, PRICES)
-    assert (choices.variant, choices.prompt_version, choices.model) == (
+    assert (choices.variant, choices.prompt_version, choices.models) == (
         "control",
         "v1",
-        "local/support-triage",
+        ["local/support-triage"],
     )
     assert choices.tools == ["search_kb", "lookup_order", "refund_order"]
     assert choices.problems == [] and choices.shadow is None
@@ -52,10 +52,10 @@ def test_bad_values_fall_back_and_are_reported() -> None:
         ),
         PRICES,
     )
-    assert (choices.variant, choices.prompt_version, choices.model) == (
+    assert (choices.variant, choices.prompt_version, choices.models) == (
         "control",
         "v1",
-        "local/support-triage",
+        ["local/support-triage"],
     )
     assert choices.budgets == DEFINITION.budgets and len(choices.tools) == 3
     assert choices.shadow is None
@@ -86,8 +86,16 @@ def test_unevaluated_flags_are_problems() -> None:
         key="model", value="", reason="ERROR", error="FLAG_NOT_FOUND", is_default=True
     )
     choices = choose(DEFINITION, {"model": missing}, PRICES)
-    assert choices.model == "local/support-triage"
+    assert choices.models == ["local/support-triage"]
     assert choices.problems == ["flag model: FLAG_NOT_FOUND (default used)"]
+
+
+def test_fallback_model_follows_the_primary_when_priced() -> None:
+    choices = choose(DEFINITION, flags(fallback_model="openai/gpt-4o"), PRICES)
+    assert choices.models == ["local/support-triage", "openai/gpt-4o"]
+    unpriced = choose(DEFINITION, flags(fallback_model="openai/o9"), PRICES)
+    assert unpriced.models == ["local/support-triage"]
+    assert unpriced.problems == ["flag fallback-model: 'openai/o9' has no price (ignored)"]
 
 
 def test_shadow_sampling_is_stable_per_run_and_follows_the_rate() -> None:

@@ -22,7 +22,7 @@ from opsready.guardrails import (
 )
 from opsready.guardrails.input_checks import SensitiveKind
 from opsready.redaction import PII_KINDS, SECRET_KINDS, find_sensitive, mask_sensitive, redact_text
-from workflows.types import ToolCallRequest
+from workflows.payloads import ToolCallRequest
 
 ORDER = ToolOutput(
     tool="lookup_order",

@@ -16,7 +16,15 @@ from temporalio.exceptions import ApplicationError
 from activities.models.openai_compat import OpenAICompatProvider
 from tests.fakes.openai_server import FakeOpenAI
 from workflows.contract import ErrorType
-from workflows.types import ChatMessage, ModelCallInput, RiskTier, ToolCallRequest, ToolSpec
+from workflows.payloads import (
+    ChatMessage,
+    ModelCallInput,
+    ModelChoice,
+    ModelPrice,
+    ToolCallRequest,
+    ToolSpec,
+)
+from workflows.types import RiskTier
 
 KEY = "sk-test-unit-4f9a1c"
 
@@ -28,13 +36,15 @@ LOOKUP = ToolSpec(
 )
 
 
+PRICE = ModelPrice(input_per_million_usd=1.0, output_per_million_usd=2.0)
+
+
 def request(*messages: ChatMessage, tools: list[ToolSpec] | None = None) -> ModelCallInput:
     return ModelCallInput(
         run_id="run-1",
         agent="tester",
         step=1,
-        provider="openai",
-        model="gpt-test",
+        model=ModelChoice(model="openai/gpt-test", price=PRICE),
         prompt_version="v1",
         messages=list(messages) or [ChatMessage(role="user", content="hi")],
         tools=tools or [],

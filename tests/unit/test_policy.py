@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from workflows.payloads import ApprovalPolicy, ApprovalRule, Budgets, ModelPrice, ToolSpec
 from workflows.policy import add_usage, approval_reason, approver_error, budget_breach, price_usage
-from workflows.types import (
-    ApprovalPolicy,
-    ApprovalRule,
-    Budgets,
-    ModelPrice,
-    RiskTier,
-    StopReason,
-    ToolSpec,
-    Usage,
-)
+from workflows.types import RiskTier, StopReason, Usage
 
 PRICE = ModelPrice(input_per_million_usd=0.15, output_per_million_usd=0.60)
 
@@ -41,12 +33,17 @@ def test_usage_accumulates_tokens_and_cost() -> None:
 
 
 def test_budget_breach_names_the_budget() -> None:
-    budgets = Budgets(max_total_tokens=100, max_cost_usd=0.01)
-    assert budget_breach(budgets, Usage(input_tokens=50, output_tokens=50)) is None
-    tokens = budget_breach(budgets, Usage(input_tokens=90, output_tokens=20))
+    budgets = Budgets(max_steps=4, max_total_tokens=100, max_cost_usd=0.01)
+    assert budget_breach(budgets, Usage(input_tokens=50, output_tokens=50), steps=4) is None
+    tokens = budget_breach(budgets, Usage(input_tokens=90, output_tokens=20), steps=1)
     assert tokens is not None and tokens[0] is StopReason.TOKEN_BUDGET
-    cost = budget_breach(budgets, Usage(input_tokens=1, cost_usd=0.02))
+    cost = budget_breach(budgets, Usage(input_tokens=1, cost_usd=0.02), steps=1)
     assert cost is not None and cost[0] is StopReason.COST_BUDGET and "$0.020000" in cost[1]
+    steps = budget_breach(budgets, Usage(), steps=5)  # a fifth step would be one too many
+    assert steps == (
+        StopReason.MAX_STEPS,
+        "max_steps reached: 4 steps without a final answer",
+    )
 
 
 def test_threshold_rule_needs_approval_only_over_the_threshold() -> None:

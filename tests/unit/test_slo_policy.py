@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from workflows.payloads import RunOutcome
 from workflows.slo_policy import (
     burn_rate,
     count_runs,
@@ -16,7 +17,7 @@ from workflows.slo_policy import (
     windows_needed,
 )
 from workflows.slo_types import DEFAULT_BURN_POLICY, SliCounts, Slo, SloKind, format_window
-from workflows.types import RunOutcome, RunStatus, StopReason, Usage
+from workflows.types import RunStatus, StopReason, Usage
 
 SUCCESS = Slo(name="success", kind=SloKind.TASK_SUCCESS, objective=0.95)
 M5, M30, H1, H6, D3 = (

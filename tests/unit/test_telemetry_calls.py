@@ -18,16 +18,18 @@ from temporalio.exceptions import ApplicationError
 
 from opsready.telemetry import Telemetry
 from opsready.telemetry_calls import tool_outcome
-from workflows.types import (
+from workflows.payloads import (
     ChatMessage,
     ModelCallInput,
     ModelCallResult,
-    RiskTier,
+    ModelChoice,
+    ModelPrice,
     RunContext,
     ToolCallInput,
     ToolCallRequest,
     ToolCallResult,
 )
+from workflows.types import RiskTier
 
 EMAIL = "jane.doe@example.com"
 
@@ -73,8 +75,10 @@ def model_request(**changes: Any) -> ModelCallInput:
         "run_id": "r1",
         "agent": "support-triage",
         "step": 2,
-        "provider": "local",
-        "model": "small",
+        "model": ModelChoice(
+            model="local/small",
+            price=ModelPrice(input_per_million_usd=1.0, output_per_million_usd=2.0),
+        ),
         "prompt_version": "v1",
         "messages": [ChatMessage(role="user", content="hi")],
         "tools": [],

@@ -16,7 +16,7 @@ from activities.tools.registry import ToolRegistry
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT
 from tests.fakes.scripted import ScriptedProvider, calls
-from workflows.types import ChatMessage, ModelCallInput, ToolCallInput
+from workflows.payloads import ChatMessage, ModelCallInput, ModelChoice, ModelPrice, ToolCallInput
 
 DATA = PROJECT_ROOT / "agents" / "data" / "support-triage"
 
@@ -87,7 +87,7 @@ async def test_unknown_tool_on_the_worker_is_not_retried(
 def model_input(provider: str, text: str, tools: list[str], step: int = 1) -> ModelCallInput:
     from activities.config import ConfigActivities
     from opsready.settings import Settings
-    from workflows.types import ResolveConfigInput
+    from workflows.payloads import ResolveConfigInput
 
     registry = ToolRegistry(support_tools(DATA))
     config = ConfigActivities(Settings(), registry).resolve(
@@ -97,8 +97,10 @@ def model_input(provider: str, text: str, tools: list[str], step: int = 1) -> Mo
         run_id="r",
         agent="support-triage",
         step=step,
-        provider=provider,
-        model="support-triage" if provider == "local" else "test",
+        model=ModelChoice(
+            model=f"{provider}/support-triage" if provider == "local" else f"{provider}/test",
+            price=ModelPrice(input_per_million_usd=1.0, output_per_million_usd=2.0),
+        ),
         prompt_version="v1",
         messages=[ChatMessage(role="user", content=text)],
         tools=[t for t in config.tools if t.name in tools],

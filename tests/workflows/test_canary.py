@@ -1,9 +1,5 @@
-"""`CanaryRollout` on the time-skipping server, with a real flag file and outcome store.
-
-The worker runs the real rollout activities behind thin test wrappers: `rollout.set_percent`
-also records what the flag file serves after each write, and `rollout.compare_cohorts` first
-writes the stage's simulated traffic into the outcome store, dated inside the stage window
-(after the cohorts' `since`), so every comparison sees a known, deterministic sample.
+"""`CanaryRollout` on the time-skipping server, with a real flag file and outcome store
+(the rig and its simulated traffic: tests/fakes/canary.py).
 """
 
 from __future__ import annotations
@@ -11,204 +7,55 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio import activity
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer, Worker
+from temporalio.worker import Replayer
 
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
 from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
+from tests.fakes.canary import (
+    AGENT,
+    CANDIDATE,
+    CONTROL,
+    FLAG,
+    SOAK,
+    Canary,
+    Shape,
+    canary_rig,
+    split,
+)
 from workflows.canary_rollout import CanaryRolloutWorkflow
-from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Query, Signal, Update
+from workflows.contract import ErrorType, Signal, Update
 from workflows.rollout_types import (
     AbortRequest,
     Cohort,
-    CohortComparison,
-    CompareCohortsInput,
     RolloutPlan,
-    RolloutRequest,
     RolloutState,
     SetRolloutInput,
-    SetRolloutResult,
 )
-from workflows.types import ApprovalDecision, RunOutcome, RunStatus, Usage
-
-FLAG = "agent-variant"
-AGENT = "support-triage"
-CONTROL, CANDIDATE = 0, 1
-SOAK = 600.0
-
-
-@dataclass
-class Shape:
-    """What one cohort's runs look like; every 20 consecutive runs follow the rates exactly."""
-
-    success_rate: float = 0.95
-    safety_per_run: float = 0.0
-    cost_usd: float = 0.01
-    latency_s: float = 2.0
-
-    def outcome(self, n: int, variation: int, ended_at: datetime, **extra: Any) -> RunOutcome:
-        is_success = n % 20 < round(self.success_rate * 20)
-        return RunOutcome(
-            run_id=f"run-{uuid.uuid4().hex[:12]}",
-            agent=extra.pop("agent", AGENT),
-            variant="candidate" if variation == CANDIDATE else "control",
-            status=RunStatus.COMPLETED if is_success else RunStatus.FAILED,
-            stop_reason=None,
-            steps=2,
-            usage=Usage(cost_usd=self.cost_usd),
-            safety_events=1 if n % 20 < round(self.safety_per_run * 20) else 0,
-            started_at=ended_at - timedelta(seconds=self.latency_s),
-            ended_at=ended_at,
-            flag_variations={FLAG: variation},
-            **extra,
-        )
-
-
-def candidate_runs_per_soak(percent: float) -> int:
-    """Traffic of 1000 runs per soak, split by the rollout (capped to keep tests quick)."""
-    return min(40, round(10 * percent))
-
-
-@dataclass
-class Canary:
-    env: WorkflowEnvironment
-    task_queue: str
-    flags: LocalFlagFile
-    store: OutcomeStore
-    candidate: Shape = field(default_factory=Shape)
-    control: Shape = field(default_factory=Shape)
-    candidate_traffic: Callable[[float], int] = candidate_runs_per_soak
-    served: list[dict[int, float]] = field(default_factory=list)  # the file after each write
-    written: dict[int, int] = field(default_factory=lambda: {CANDIDATE: 0, CONTROL: 0})
-
-    async def start(self, **overrides: Any) -> WorkflowHandle[Any, RolloutState]:
-        request = RolloutRequest(
-            flag=FLAG,
-            candidate_variation=CANDIDATE,
-            agent=AGENT,
-            requested_by="dana",
-            approvers=["alice", "bob"],
-            plan=RolloutPlan(soak_seconds=SOAK),
-        ).model_copy(update=overrides)
-        return await self.env.client.start_workflow(
-            ROLLOUT_WORKFLOW,
-            request,
-            id=f"rollout-test-{uuid.uuid4().hex[:8]}",
-            task_queue=self.task_queue,
-            result_type=RolloutState,
-        )
-
-    async def seed(self, since: datetime) -> None:
-        """One soak's traffic at the current percentage, plus runs that must not count."""
-        percent = self.served[-1].get(CANDIDATE, 0.0)
-        batch: list[RunOutcome] = []
-        for variation, shape, runs in (
-            (CANDIDATE, self.candidate, self.candidate_traffic(percent)),
-            (CONTROL, self.control, 30),
-        ):
-            for _ in range(runs):
-                n = self.written[variation]
-                self.written[variation] += 1
-                batch.append(shape.outcome(n, variation, since + timedelta(seconds=1 + n)))
-        broken = Shape(success_rate=0.0, safety_per_run=1.0, cost_usd=9.0, latency_s=99.0)
-        for n in range(20):
-            at = since + timedelta(seconds=1 + n)
-            batch += [
-                broken.outcome(n, CANDIDATE, at, is_shadow=True),
-                broken.outcome(n, CANDIDATE, at, agent="another-agent"),
-                broken.outcome(n, CANDIDATE, since - timedelta(seconds=1 + n)),
-            ]
-        for outcome in batch:
-            await asyncio.to_thread(self.store._write, outcome)
-
-    async def serving(self) -> dict[int, float]:
-        info = await self.flags.get_flag(FLAG)
-        assert info.fallthrough_variation is not None or info.rollout is not None
-        return info.rollout or {info.fallthrough_variation or 0: 100.0}
-
-    async def drive_until(
-        self,
-        handle: WorkflowHandle[Any, RolloutState],
-        predicate: Callable[[RolloutState], bool],
-        timeout: float = 30,
-    ) -> RolloutState:
-        """Poll the `state` query; move the server's clock past each soak as it starts."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        skipped: set[tuple[int, int]] = set()
-        while True:
-            state: RolloutState = await handle.query(Query.STATE, result_type=RolloutState)
-            if predicate(state):
-                return state
-            if loop.time() > deadline:
-                raise AssertionError(f"condition not met; last state: {state}")
-            soak = (state.stage_index, state.soaks)
-            if state.next_check_at is not None and soak not in skipped:
-                skipped.add(soak)
-                await self.env.sleep(timedelta(seconds=SOAK + 1))
-            else:
-                await asyncio.sleep(0.05)
+from workflows.types import ApprovalDecision
 
 
 @pytest.fixture
 async def canary(time_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Canary]:
-    flags_file = tmp_path / "flags.json"
-    shutil.copy(PROJECT_ROOT / "temporal-dev" / "flags.json", flags_file)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        flags_file=flags_file,
-        task_queue=f"canary-{uuid.uuid4().hex[:8]}",
-    )
-    store = OutcomeStore(settings.data_dir / "outcomes.sqlite")
-    canary = Canary(time_env, settings.task_queue, LocalFlagFile(flags_file), store)
-    real = RolloutActivities(settings, store)
-
-    @activity.defn(name=Activity.ROLLOUT_SET_PERCENT)
-    async def set_percent(request: SetRolloutInput) -> SetRolloutResult:
-        result = await real.set_percent(request)
-        canary.served.append(await canary.serving())
-        return result
-
-    @activity.defn(name=Activity.ROLLOUT_COMPARE_COHORTS)
-    async def compare_cohorts(request: CompareCohortsInput) -> CohortComparison:
-        await canary.seed(request.candidate.since)
-        return await real.compare_cohorts(request)
-
-    async with Worker(
-        time_env.client,
-        task_queue=settings.task_queue,
-        workflows=[CanaryRolloutWorkflow],
-        activities=[set_percent, compare_cohorts],
-    ):
-        yield canary
+    async with canary_rig(time_env, tmp_path) as rig:
+        yield rig
 
 
 async def assert_replays(handle: WorkflowHandle[Any, RolloutState]) -> None:
     """The recorded history replays on the current code (the workflow is deterministic)."""
     replayer = Replayer(workflows=[CanaryRolloutWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(await handle.fetch_history())
-
-
-def split(candidate: float) -> dict[int, float]:
-    if candidate >= 100:
-        return {CANDIDATE: 100.0}
-    if candidate <= 0:
-        return {CONTROL: 100.0}
-    return {CONTROL: 100.0 - candidate, CANDIDATE: candidate}
 
 
 def verdicts(state: RolloutState) -> list[tuple[float, str]]:

@@ -27,18 +27,11 @@ from temporalio.worker import Worker
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
 from opsready.settings import Settings
-from tests.workflows.test_canary import (
-    AGENT,
-    CONTROL,
-    SOAK,
-    Canary,
-    Shape,
-    assert_replays,
-    candidate_runs_per_soak,
-    verdicts,
-)
+from tests.fakes.canary import AGENT, CONTROL, SOAK, Canary, Shape, candidate_runs_per_soak
+from tests.workflows.test_canary import assert_replays, verdicts
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import ROLLOUT_WORKFLOW, Activity, ErrorType, Update
+from workflows.payloads import RunOutcome
 from workflows.rollout_types import (
     CohortComparison,
     CompareCohortsInput,
@@ -49,7 +42,7 @@ from workflows.rollout_types import (
     SetDeploymentRampInput,
     SetDeploymentRampResult,
 )
-from workflows.types import ApprovalDecision, RunOutcome
+from workflows.types import ApprovalDecision
 
 DEPLOYMENT = "opsready"
 OLD, NEW, OTHER = "1.0.0+aaaaaaa", "1.1.0+bbbbbbb", "0.9.0+ccccccc"

@@ -26,7 +26,7 @@ from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from tests.fakes.scripted import ScriptedProvider, answer, calls
+from tests.fakes.scripted import ScriptedProvider, answer, calls, only_on
 from tests.workflows.conftest import TESTER, harness_tools
 from workers.app import WORKFLOWS, build_activities, build_worker
 from workflows.contract import Query
@@ -34,6 +34,7 @@ from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
+    FlagEvaluation,
     RunStatus,
     StopReason,
 )
@@ -99,10 +100,19 @@ class FlagRig:
 
     async def until_flag(self, key: str, value: Any, timeout: float = 10) -> None:
         """Wait until the flag client has read the file's new value (it polls the file)."""
+        await self.until(lambda flag: flag.value == value and flag.error is None, key, timeout)
+
+    async def until_missing(self, key: str, timeout: float = 10) -> None:
+        """Wait until the flag client has read a file without `key`."""
+        await self.until(lambda flag: flag.error == "FLAG_NOT_FOUND", key, timeout)
+
+    async def until(
+        self, holds: Callable[[FlagEvaluation], bool], key: str, timeout: float
+    ) -> None:
         context = evaluation_context("tester")
         async with asyncio.timeout(timeout):
             while True:
-                if self.flags.evaluate(key, context, None).value == value:
+                if holds(self.flags.evaluate(key, context, None)):
                     return
                 await asyncio.sleep(0.02)
 
@@ -205,7 +215,7 @@ async def test_missing_flag_uses_defaults_marks_the_run_and_refuses_destructive_
 ) -> None:
     async with flag_rig(time_env, tmp_path) as rig:
         write_flags(rig.settings.flags_file, lambda flags: flags.pop("model"))
-        await rig.until_flag("model", None)  # the default, when the flag is gone
+        await rig.until_missing("model")  # a run started before the reload would see it
         text = f"close it {uuid.uuid4().hex[:6]}"
         rig.scripted.scripts[text] = close_then_answer("acct-7")
         _, result = await rig.run("tester", text)
@@ -268,3 +278,29 @@ async def test_kill_switch_refuses_new_runs_and_a_killed_tool(
             "refused: kill switch kill-switch.agent.support-triage"
         )
         assert refused.steps == 0 and len(rig.scripted.requests) == before
+
+
+async def test_a_fallback_model_answers_when_the_primary_fails_for_good(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    async with flag_rig(time_env, tmp_path) as rig:
+        write_flags(rig.settings.flags_file, set_value("fallback-model", "scripted/backup"))
+        await rig.until_flag("fallback-model", "scripted/backup")
+        text = f"hello {uuid.uuid4().hex[:6]}"
+        rig.scripted.scripts[text] = only_on("scripted/backup", lambda request: answer("hi"))
+        _, result = await rig.run("tester", text)
+        # No script for this text: every model's call fails, and the run with them.
+        _, failed = await rig.run("tester", f"nobody answers {uuid.uuid4().hex[:6]}")
+
+    assert (result.status, result.output) == (RunStatus.COMPLETED, "hi")
+    asked = [r.model.model for r in rig.scripted.requests[:2]]
+    assert asked == ["scripted/test", "scripted/backup"]
+    [fallback] = [e for e in result.safety_events if e.kind == "model_fallback"]
+    assert fallback.detail == (
+        "scripted/test failed (ModelRequestRejected: scripted/test is down); trying fallback"
+    )
+    # Priced at the model that answered: 100 input and 20 output tokens at $10 and $20 per M.
+    assert result.usage.cost_usd == 0.0014
+    assert (failed.status, failed.stop_reason) == (RunStatus.FAILED, StopReason.MODEL_ERROR)
+    assert (failed.reason or "").startswith("model call failed: ModelRequestRejected: no script")
+    assert "; fallback scripted/backup: ModelRequestRejected: no script" in (failed.reason or "")

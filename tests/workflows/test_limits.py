@@ -9,7 +9,8 @@ from temporalio.client import WorkflowExecutionStatus
 from tests.fakes.scripted import answer, calls, tool_messages
 from tests.workflows.conftest import Harness
 from workflows.contract import Query
-from workflows.types import AgentRunState, ModelCallInput, RunStatus, StopReason
+from workflows.payloads import ModelCallInput
+from workflows.types import AgentRunState, RunStatus, StopReason
 
 
 def search_forever(request: ModelCallInput):  # type: ignore[no-untyped-def]

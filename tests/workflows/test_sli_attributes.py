@@ -20,8 +20,9 @@ from tests.fakes.scripted import ScriptedProvider, answer, calls, tool_messages
 from tests.workflows.conftest import harness_tools
 from workers.app import build_activities, build_worker
 from workflows import contract, visibility
+from workflows.payloads import ModelCallInput
 from workflows.sli_types import Tally
-from workflows.types import AgentRunRequest, AgentRunResult, ModelCallInput, RiskTier, RunStatus
+from workflows.types import AgentRunRequest, AgentRunResult, RiskTier, RunStatus
 
 AGENT = """
 name = "slow"

@@ -37,7 +37,8 @@ from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, Settings
 from workflows import contract
 from workflows.contract import KILL_SWITCH, Signal
-from workflows.types import ChatMessage, HaltRequest, ModelCallInput, RiskTier, ToolCallRequest
+from workflows.payloads import ChatMessage, ModelCallInput, ToolCallRequest
+from workflows.types import HaltRequest, RiskTier
 
 HaltPath = Literal["auto", "direct", "batch"]
 APPROVAL = "My headphones from order A-1002 arrived broken, I want a refund."

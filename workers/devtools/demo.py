@@ -4,7 +4,9 @@ Starts the local Temporal dev server (unless one already listens on :7233) and a
 then runs: a message answered on its own; a refund over the threshold approved through
 the `opsready` CLI; one rejected; one halted while it waits. Then flags: a run with a
 shadow twin trying prompt v2, and the agent's kill switch flipped while a run waits (the
-worker's listener halts it; the next run is refused). Prints what happened and where to
+worker's listener halts it; the next run is refused). Then an incident: the `model` flag
+switches the agent to `local/broken`, its runs fail, an incident opens and its runbook
+stops refunds and switches to the fallback model, an operator resolves it (MTTD, MTTR). Prints what happened and where to
 look in the Temporal UI, then stops what it started. The demo's flags live in a copy of
 `temporal-dev/flags.json` under the data dir, so the shipped file is never changed.
 """
@@ -30,6 +32,8 @@ from opsready.console import waiting
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
 from opsready.settings import Settings
+from workers.devtools.demo_incident import check as check_incident
+from workers.devtools.demo_incident import print_incident, run_incident_scenario
 from workflows.types import AgentRunResult, RunStatus
 
 if TYPE_CHECKING:
@@ -275,13 +279,31 @@ async def _demo_on(
             runs = await run_scenarios(client, address)
             print(f"\nFlags ({flags_file}):")
             runs += await run_flag_scenarios(client, address, flags, flags_file)
+            print("\nIncident (the model breaks on purpose):")
+            incident = await run_incident_scenario(
+                client,
+                settings,
+                address,
+                opsready,
+                lambda key, value: _until_worker_sees(flags, key, value),
+            )
+            (broken, broken_result), (recovered, recovered_result) = (
+                incident.failed[0],
+                incident.recovered,
+            )
+            runs.append(ScenarioRun("broken", broken, None, broken_result))
+            runs.append(ScenarioRun("recovered", recovered, None, recovered_result))
             print_summary(runs, ui_url)
+            print_incident(incident, ui_url)
             if started and (keep_running or sys.stdin.isatty()):
                 print("\nThe server and worker keep running so you can explore; Enter stops them.")
                 await asyncio.to_thread(sys.stdin.readline)
         expected = ["completed", "completed", "rejected", "halted", "completed", "halted", "halted"]
-        ok = [r.result.status.value for r in runs] == expected
-        print("\nDemo " + ("passed" if ok else f"FAILED: expected {expected}"))
-        return 0 if ok else 1
+        expected += ["failed", "completed"]
+        problem = check_incident(incident)
+        if [r.result.status.value for r in runs] != expected:
+            problem = f"expected {expected}"
+        print("\nDemo " + ("passed" if problem is None else f"FAILED: {problem}"))
+        return 0 if problem is None else 1
     finally:
         flags.close()

@@ -1,0 +1,112 @@
+"""The record of one `AgentRun`: its state, and how every change to it shows outside.
+
+Status changes upsert the search attributes and memo and rewrite the UI's current details;
+safety events and the run's end are logged through `workflow.logger` (silent on replay).
+Keeping this in one place is what makes a run look the same from the query, the UI list,
+the logs and the outcome store. Deterministic (workflow code).
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows import calls, visibility
+from workflows.contract import SafetyKind
+from workflows.payloads import KillSwitchCheck, RunContext, ToolCallRequest
+from workflows.types import (
+    AgentRunRequest,
+    AgentRunResult,
+    AgentRunState,
+    ApprovalRecord,
+    RunStatus,
+    SafetyEvent,
+    StopReason,
+)
+
+
+class RunRecord:
+    def __init__(self, request: AgentRunRequest, state: AgentRunState) -> None:
+        self.request = request
+        self.state = state
+
+    def context(self) -> RunContext:
+        """Who the run is for and which code and configuration it runs: on every activity."""
+        config = self.state.config
+        return RunContext(
+            user_id=self.request.user_id,
+            tenant_id=self.request.tenant_id,
+            variant=config.variant if config else "control",
+            build_id=config.build_id if config else None,
+            agent_version=config.agent_version if config else None,
+            config_hash=config.config_hash if config else None,
+        )
+
+    def idempotency_key(self, call: ToolCallRequest) -> str:
+        """run id : step : call id, so a retried tool call is recognised as the same call."""
+        return f"{workflow.info().workflow_id}:{self.state.step}:{call.id}"
+
+    def safety(self, kind: SafetyKind, detail: str) -> None:
+        self.state.safety_events.append(
+            SafetyEvent(kind=kind, step=self.state.step, detail=detail, at=workflow.now())
+        )
+        workflow.logger.warning(
+            "safety event", extra={"kind": kind, "detail": detail, "step": self.state.step}
+        )
+
+    def finish(self, status: RunStatus, stop_reason: StopReason, reason: str) -> None:
+        self.state.stop_reason = stop_reason
+        self.state.reason = reason
+        self.set_status(status)
+        workflow.logger.info("run ended: %s (%s)", status.value, reason)
+
+    def end_by_kill_switch(self, check: KillSwitchCheck) -> None:
+        """A global or agent switch is on: a new run is refused, a running one halts."""
+        verb = "refused" if self.state.step == 0 else "halted"
+        self.safety(SafetyKind.KILL_SWITCH, check.reason or "kill switch on")
+        self.finish(RunStatus.HALTED, StopReason.KILL_SWITCH, f"{verb}: {check.reason}")
+
+    def set_status(self, status: RunStatus) -> None:
+        self.state.status = status
+        self.upsert_visibility()
+        workflow.set_current_details(visibility.current_details(self.state))
+
+    def upsert_visibility(self) -> None:
+        workflow.upsert_search_attributes(
+            visibility.search_attribute_updates(self.request, self.state, workflow.now())
+        )
+        workflow.upsert_memo(visibility.memo(self.state))
+
+    def log_approval(self, record: ApprovalRecord) -> None:
+        workflow.logger.info(
+            f"approval {record.outcome}",
+            extra={
+                "approval_event": record.outcome,
+                "request_id": record.request_id,
+                "tool": record.tool,
+                "approver": record.approver,
+                "comment": record.comment,
+                "was_escalated": record.was_escalated,
+                "wait_s": (record.decided_at - record.requested_at).total_seconds(),
+                "step": record.step,
+            },
+        )
+
+    def result(self) -> AgentRunResult:
+        return visibility.result_of(self.state)
+
+    async def record_outcome(self) -> None:
+        """Keep the finished run's outcome for SLOs and canary comparisons (an activity)."""
+        outcome = visibility.outcome_of(
+            workflow.info().workflow_id, self.request, self.state, self.context(), workflow.now()
+        )
+        try:
+            await calls.record_outcome(outcome)
+        except ActivityError as err:
+            workflow.logger.warning("outcome not recorded: %s", calls.cause(err))
+
+
+def build_id() -> str | None:
+    """The Worker Deployment build id this run's code came from (None when unversioned)."""
+    version = workflow.info().get_current_deployment_version()
+    return version.build_id if version is not None else None

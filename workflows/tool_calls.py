@@ -1,0 +1,255 @@
+"""One tool call of `AgentRun`, from the model's proposal to the message the model reads back.
+
+Allowlist and schema (checked by the model activity, fed back here), the tool's kill
+switch, the tool policy, the approval gate when the tier or rule demands one, then the tool
+activity with its idempotency key. Every step is recorded in the run's `tool_calls`.
+Deterministic (workflow code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, Protocol
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+from workflows import calls
+from workflows.approvals import ApprovalBook, ApprovalGate, ApprovalRound
+from workflows.contract import SafetyKind
+from workflows.payloads import (
+    ChatMessage,
+    KillSwitchCheck,
+    RunConfig,
+    ToolCallInput,
+    ToolCallRequest,
+    ToolCallResult,
+    ToolSpec,
+)
+from workflows.policy import tool_gate
+from workflows.run_record import RunRecord
+from workflows.types import (
+    ApprovalRecord,
+    HaltRequest,
+    PendingApproval,
+    RunStatus,
+    StopReason,
+    ToolCallRecord,
+    ToolDecision,
+)
+
+
+class RunControls(Protocol):
+    """What a tool call needs from its run: halts, kill switches, and paging the approvers."""
+
+    @property
+    def halted_by(self) -> HaltRequest | None: ...
+
+    def stop_if_halted(self) -> None: ...
+
+    async def kill_switch(self, config: RunConfig, tool: str | None) -> KillSwitchCheck | None: ...
+
+    async def notify(
+        self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
+    ) -> None: ...
+
+
+class ToolCalls:
+    def __init__(
+        self,
+        run: RunControls,
+        record: RunRecord,
+        approvals: ApprovalBook,
+        messages: list[ChatMessage],
+    ) -> None:
+        self._run = run
+        self._record = record
+        self._approvals = approvals
+        self._messages = messages
+
+    async def handle(self, config: RunConfig, call: ToolCallRequest) -> bool:
+        """Police, gate and run one tool call. False when the run ended here."""
+        state = self._record.state
+        record = ToolCallRecord(
+            step=state.step,
+            call_id=call.id,
+            tool=call.name,
+            arguments=call.arguments,
+            decision="invalid",
+        )
+        state.tool_calls.append(record)
+        spec = config.tool(call.name)
+        if call.error is not None or spec is None:
+            record.error = call.error or (
+                f"unknown tool {call.name!r}; available: {', '.join(t.name for t in config.tools)}"
+            )
+            self._record.safety(SafetyKind.INVALID_TOOL_CALL, f"{call.name}: {record.error}")
+            self._tool_message(call, {"error": record.error})
+            return True
+        record.risk_tier = spec.risk_tier
+        killed = await self._run.kill_switch(config, spec.name)
+        if killed is not None and killed.scope == "tool":
+            # A tool's switch refuses that tool; the model is told and may answer without it.
+            record.decision, record.error = "denied", killed.reason
+            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {killed.reason}")
+            self._tool_message(call, {"error": f"tool disabled: {killed.reason}"})
+            return True
+        if killed is not None:
+            self._record.end_by_kill_switch(killed)
+            record.decision = "halted"
+            return False
+        gate = tool_gate(config, spec, call.arguments)
+        if gate.refusal is not None:
+            record.decision, record.error = "denied", gate.refusal
+            kind = gate.refusal_kind or SafetyKind.TOOL_REFUSED
+            self._record.safety(kind, f"{spec.name}: {gate.refusal}")
+            self._tool_message(call, {"error": gate.refusal})
+            return True
+        if gate.approval_reason is not None:
+            try:
+                outcome = await self._approval(config, call, spec, gate.approval_reason)
+            except asyncio.CancelledError:
+                # Halted or out of time while waiting: the action was not taken.
+                halted = self._run.halted_by is not None
+                record.decision = "halted" if halted else "approval_timed_out"
+                raise
+            record.approval_request_id = outcome.request_id
+            if outcome.outcome != "approved":
+                record.decision = self._end_by_approval(outcome, spec)
+                return False
+        decision = "approved" if gate.approval_reason is not None else "auto"
+        try:
+            result, has_failed = await self._run_tool(config, call, spec, decision, gate.simulate)
+        except asyncio.CancelledError:
+            record.decision = "halted"
+            record.error = "halted while the tool ran; it may have finished (see its activity)"
+            raise
+        record.decision = "failed" if has_failed else "simulated" if gate.simulate else "executed"
+        record.ok, record.output, record.error = result.ok, result.output, result.error
+        record.idempotency_key = self._record.idempotency_key(call)
+        self._tool_message(call, result.output if result.ok else {"error": result.error})
+        return True
+
+    async def _approval(
+        self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, reason: str
+    ) -> ApprovalRecord:
+        """Ask for a decision on this call: approvers, then once the escalation targets."""
+        pending = PendingApproval(
+            request_id=str(workflow.uuid4()),
+            step=self._record.state.step,
+            call_id=call.id,
+            tool=spec.name,
+            arguments=call.arguments,
+            risk_tier=spec.risk_tier,
+            reason=reason,
+            requested_at=workflow.now(),
+        )
+        policy = config.approval
+
+        def ask() -> None:
+            self._approvals.open(pending)
+            self._record.set_status(RunStatus.AWAITING_APPROVAL)
+            workflow.logger.info(
+                "approval requested",
+                extra={
+                    "approval_event": "requested",
+                    "request_id": pending.request_id,
+                    "tool": spec.name,
+                    "reason": reason,
+                    "step": pending.step,
+                },
+            )
+
+        def escalate() -> None:
+            pending.is_escalated = True
+            self._record.safety(
+                SafetyKind.APPROVAL_ESCALATED, f"{spec.name}: no decision, escalated"
+            )
+            self._record.set_status(RunStatus.AWAITING_APPROVAL)
+
+        async def notify(recipients: list[str], is_escalation: bool) -> None:
+            await self._run.notify(config, pending, recipients, is_escalation)
+
+        gate = ApprovalGate(
+            lambda: self._approvals.is_decided(pending.request_id),
+            ask=ask,
+            notify=notify,
+            on_escalate=escalate,
+        )
+        try:
+            await gate.run(
+                ApprovalRound(policy.approvers, policy.timeout_seconds),
+                escalation=ApprovalRound(
+                    policy.escalate_to or policy.approvers, policy.escalation_timeout_seconds
+                ),
+            )
+        except asyncio.CancelledError:
+            closed = self._approvals.close(pending, cancelled_by=self._run.halted_by)
+            self._record.log_approval(closed)
+            raise
+        outcome = self._approvals.close(pending)  # no decision: timed out, fails closed
+        self._record.log_approval(outcome)
+        if outcome.outcome == "approved":
+            self._record.set_status(RunStatus.RUNNING)
+        return outcome
+
+    def _end_by_approval(self, outcome: ApprovalRecord, spec: ToolSpec) -> ToolDecision:
+        """End the run after a rejection or an approval timeout; the tool call's decision."""
+        if outcome.outcome == "rejected":
+            who = f"{outcome.approver}" + (f": {outcome.comment}" if outcome.comment else "")
+            self._record.finish(
+                RunStatus.REJECTED,
+                StopReason.APPROVAL_REJECTED,
+                f"{spec.name} rejected by {who}; action not taken",
+            )
+            return "rejected"
+        # Timed out after escalation (halts cancel the gate and never get here).
+        self._record.finish(
+            RunStatus.TIMED_OUT,
+            StopReason.APPROVAL_TIMEOUT,
+            f"approval for {spec.name} timed out after escalation; action not taken",
+        )
+        return "approval_timed_out"
+
+    async def _run_tool(
+        self,
+        config: RunConfig,
+        call: ToolCallRequest,
+        spec: ToolSpec,
+        decision: str,
+        simulate: bool,
+    ) -> tuple[ToolCallResult, bool]:
+        """The tool's result, and whether the activity failed for good (retries spent)."""
+        try:
+            result = await calls.run_tool(
+                ToolCallInput(
+                    run_id=workflow.info().workflow_id,
+                    agent=config.agent,
+                    step=self._record.state.step,
+                    call_id=call.id,
+                    tool=spec.name,
+                    arguments=call.arguments,
+                    idempotency_key=self._record.idempotency_key(call),
+                    context=self._record.context(),
+                    risk_tier=spec.risk_tier,
+                    decision=decision,
+                    simulate=simulate,
+                ),
+                spec.timeout_seconds,
+            )
+            return result, False
+        except ActivityError as err:
+            self._run.stop_if_halted()
+            self._record.safety(SafetyKind.TOOL_FAILED, f"{spec.name}: {calls.cause(err)}")
+            return ToolCallResult(ok=False, error=calls.tool_failure(err)), True
+
+    def _tool_message(self, call: ToolCallRequest, content: Any) -> None:
+        text = (
+            content
+            if isinstance(content, str)
+            else json.dumps(content, sort_keys=True, default=str)
+        )
+        self._messages.append(
+            ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=text)
+        )
