@@ -115,9 +115,10 @@ async def _incidents(
                 ),
                 "incident",
             )
+            memo = await execution.memo()  # the incident keeps its title there
             found.append(
                 ReportIncident(
-                    title=execution.id,
+                    title=str(memo.get("title") or execution.id),
                     severity=severity,
                     opened_at=execution.start_time,
                     resolved_at=execution.close_time,

@@ -23,12 +23,14 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.outcomes import OutcomeStore
 from opsready.client import state_of
+from opsready.incidents.service import Incidents
 from opsready.settings import PROJECT_ROOT
 from opsready.slo.source import VisibilitySliSource
 from tests.conftest import write_agent
 from tests.integration.test_cli import Done, eventually, one_line_error
 from workflows import visibility
 from workflows.contract import AGENT_RUN_WORKFLOW, SLO_MONITOR_SCHEDULE, SLO_MONITOR_WORKFLOW
+from workflows.incident_types import Severity, incident_id
 from workflows.rollout_types import Cohort
 from workflows.sli_types import Tally
 from workflows.slo_monitor_types import SloMonitorInput, SloMonitorReport
@@ -59,7 +61,7 @@ objective = 0.99
 
 [slo.safety]
 kind = "safety_event_rate"
-objective = 0.99
+objective = 0.9
 """
 # Each worker alone has fewer runs than a burn pair needs (10 events in the long window);
 # together, 11 failures out of 14 burn the budget at 15.7x: only a source that counts both
@@ -71,7 +73,8 @@ RUNS = {
 # As the agents declare them (three, to keep the visibility counts of the report few).
 SUCCESS = Slo(name="success", kind=SloKind.TASK_SUCCESS, objective=0.95)
 TOOL_ERRORS = Slo(name="tool_errors", kind=SloKind.TOOL_ERROR_RATE, objective=0.99)
-SAFETY = Slo(name="safety", kind=SloKind.SAFETY_EVENT_RATE, objective=0.99)
+# Loose, so that only task success pages: 1 unsafe run in 14 does not burn 10%.
+SAFETY = Slo(name="safety", kind=SloKind.SAFETY_EVENT_RATE, objective=0.9)
 
 
 @dataclass
@@ -208,6 +211,44 @@ async def test_the_monitor_inside_one_worker_alerts_on_the_runs_of_both(fleet: F
     assert pages["success"].dedup_key == f"{AGENT}:slo:success"
     assert pages["success"].numbers["long_burn_rate"] == pytest.approx((11 / 14) / 0.05)
     assert report.requested == [] and report.problems == []
+
+
+async def test_a_monitor_pass_opens_a_real_incident_and_the_next_pass_leaves_it(
+    fleet: Fleet,
+) -> None:
+    source = VisibilitySliSource(fleet.client)
+    await counted(source, SUCCESS, sum(len(r) for r in fleet.results.values()))
+    queue, key = fleet.task_queues["b"], f"{AGENT}:slo:success"
+
+    async def one_pass() -> SloMonitorReport:
+        report: SloMonitorReport = await fleet.client.execute_workflow(
+            SLO_MONITOR_WORKFLOW,
+            SloMonitorInput(agents=[AGENT], task_queues=[queue]),
+            id=f"slo-monitor-test-{uuid.uuid4().hex[:6]}",
+            task_queue=queue,
+            result_type=SloMonitorReport,
+        )
+        return report
+
+    first = await one_pass()
+    incidents = Incidents(fleet.client, queue)
+    try:
+        assert (first.requested, first.failed) == ([key], [])
+        incident = await incidents.status(incident_id(key))
+        assert incident.trigger.kind == "slo_burn" and incident.user_impact == "many"
+        assert incident.severity is Severity.SEV2  # many users affected (default matrix)
+        failed = {
+            run_id
+            for w in RUNS
+            for run_id, result in zip(fleet.run_ids[w], fleet.results[w], strict=True)
+            if result.status is RunStatus.FAILED
+        }
+        assert set(incident.affected_run_ids) == failed  # from both workers
+        assert incident.first_bad_at is not None and incident.first_bad_at >= fleet.started
+        second = await one_pass()
+        assert second.requested == [] and second.already_open == [key]
+    finally:
+        await incidents.resolve(incident_id(key), by="test", summary="test over")
 
 
 async def test_canary_cohorts_read_the_same_runs_as_both_hosts_stores_together(
