@@ -68,9 +68,10 @@ class SloMonitorWorkflow:
             await workflow.execute_activity(
                 Activity.INCIDENT_OPEN,
                 incident_request(alert, affected, report.as_of),
-                start_to_close_timeout=timedelta(seconds=30),
-                # No worker that opens incidents yet: give up within the minute.
-                schedule_to_close_timeout=timedelta(seconds=50),
+                # Opening waits up to a minute for a resolved incident of the same key to
+                # close (opsready.incidents.service.CLOSE_WAIT); give up within two.
+                start_to_close_timeout=timedelta(seconds=90),
+                schedule_to_close_timeout=timedelta(minutes=2),
                 retry_policy=_OPEN_RETRY,
                 summary=f"open incident {alert.dedup_key}",
             )
