@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from opsready.agents import AgentDefinition
 from opsready.errors import error_parts, one_line
 from opsready.flags.values import ShadowFlag
+from workflows import contract
 from workflows.payloads import Budgets, ModelPrice
 from workflows.types import Candidate, FlagEvaluation
 
@@ -30,7 +31,7 @@ RUN_FLAGS: dict[str, Any] = {
     "shadow": {},
 }
 CONTROL = "control"
-SHADOW_VARIANT = "shadow"
+SHADOW_VARIANT = contract.SHADOW_VARIANT
 
 
 @dataclass

@@ -1,4 +1,9 @@
-"""Run outcomes, recorded for SLOs and canary comparisons in a SQLite file."""
+"""Run outcomes: one host's record in a SQLite file, and the run-level metrics.
+
+The SLO monitor and canary gates read Temporal visibility, which every worker shares
+(opsready/slo/source.py); this store only sees the runs of the workers on its host, so it
+stays as the embedded record of a laptop (and a `CohortSource` for tests).
+"""
 
 from __future__ import annotations
 
@@ -74,6 +79,9 @@ class OutcomeStore:
             rows = db.execute(query, params).fetchall()
         outcomes = (RunOutcome.model_validate_json(row[0]) for row in rows)
         return _cohort_stats([o for o in outcomes if _in_cohort(cohort, o)])
+
+    async def cohort_stats(self, cohort: Cohort) -> CohortStats:
+        return await asyncio.to_thread(self.stats, cohort)
 
     @activity.defn(name=Activity.RECORD_OUTCOME)
     async def record_outcome(self, outcome: RunOutcome) -> None:

@@ -3,20 +3,21 @@ and judge the cohorts' health.
 
 `rollout.set_percent` writes through the flag store (the local flag file, or LaunchDarkly when
 LAUNCHDARKLY_API_TOKEN is set); `rollout.set_deployment_ramp` changes a Worker Deployment's
-routing with the worker's own Temporal client; `rollout.compare_cohorts` reads the recorded
-run outcomes.
+routing with the worker's own Temporal client; `rollout.compare_cohorts` reads the cohorts'
+runs from Temporal visibility, the source every worker shares (or any `CohortSource`, such
+as one host's `OutcomeStore`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Protocol
 
 import structlog
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from activities.outcomes import OutcomeStore
 from opsready.deployment import (
     DeploymentStatus,
     RoutingChange,
@@ -33,9 +34,12 @@ from opsready.flags import (
     flag_store,
 )
 from opsready.settings import Settings
+from opsready.slo.source import VisibilitySliSource
 from workflows.contract import Activity, ErrorType
 from workflows.rollout_types import (
+    Cohort,
     CohortComparison,
+    CohortStats,
     CompareCohortsInput,
     SetDeploymentRampInput,
     SetDeploymentRampResult,
@@ -66,16 +70,20 @@ def control_of(info: FlagInfo, candidate: int) -> int:
     )
 
 
+class CohortSource(Protocol):
+    async def cohort_stats(self, cohort: Cohort) -> CohortStats: ...
+
+
 class RolloutActivities:
     def __init__(
         self,
         settings: Settings,
-        outcome_store: OutcomeStore,
+        cohorts: CohortSource | None = None,
         flags: FlagStore | None = None,
         client: Client | None = None,
     ) -> None:
         self._settings = settings
-        self._outcomes = outcome_store
+        self._cohorts = cohorts  # None: Temporal visibility, with the worker's own client
         self._flags = flags  # None: the settings' store, opened per call
         self._client = client  # None: the worker's own client (`activity.client()`)
 
@@ -179,9 +187,9 @@ class RolloutActivities:
 
     @activity.defn(name=Activity.ROLLOUT_COMPARE_COHORTS)
     async def compare_cohorts(self, request: CompareCohortsInput) -> CohortComparison:
+        source = self._cohorts or VisibilitySliSource(self._client or activity.client())
         candidate, control = await asyncio.gather(
-            asyncio.to_thread(self._outcomes.stats, request.candidate),
-            asyncio.to_thread(self._outcomes.stats, request.control),
+            source.cohort_stats(request.candidate), source.cohort_stats(request.control)
         )
         return CohortComparison(candidate=candidate, control=control)
 

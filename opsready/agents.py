@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opsready.errors import ConfigError, UnknownAgentError, error_parts
+from opsready.slo.definitions import SLO_FILE_SUFFIX, load_slos
 from workflows.payloads import ApprovalPolicy, Budgets, ModelPrice
+from workflows.slo_types import AlertPolicy, Slo
 
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 PRICING_FILE = "pricing.toml"
@@ -65,6 +67,10 @@ class AgentDefinition(_Strict):
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
     tools: dict[str, ToolPolicy] = Field(default_factory=dict)
     variants: dict[str, VariantDefinition] = Field(default_factory=dict)
+    # `[slo.<name>]` tables, validated by `load_slos` (its messages name file and field);
+    # read them as `Slo`s with `agent_slos`.
+    slo: Any = Field(default_factory=dict)
+    alerts: AlertPolicy = Field(default_factory=AlertPolicy)
 
     @model_validator(mode="after")
     def _prompt_exists(self) -> AgentDefinition:
@@ -86,15 +92,49 @@ class AgentDefinition(_Strict):
 
 
 def list_agents(agents_dir: Path) -> list[str]:
+    """Every `<agent>.toml` (not the price table, `_` drafts or `<agent>.slo.toml`)."""
     return sorted(
         p.stem
         for p in agents_dir.glob("*.toml")
-        if p.name != PRICING_FILE and not p.name.startswith("_")
+        if p.name != PRICING_FILE
+        and not p.name.startswith("_")
+        and not p.name.endswith(SLO_FILE_SUFFIX)
     )
 
 
 def load_agent(agents_dir: Path, name: str) -> tuple[AgentDefinition, bytes]:
-    """The definition and its raw bytes (for the config hash)."""
+    """The definition and its raw bytes (for the config hash). Its SLOs are checked too:
+    nothing runs on a half-read definition."""
+    path = _agent_path(agents_dir, name)
+    raw = path.read_bytes()
+    data = _parse_toml(path, raw)
+    if data.get("name", name) != name:
+        raise ConfigError(f"{path}: name = {data['name']!r} does not match the file name {name!r}")
+    data.setdefault("name", name)
+    try:
+        definition = AgentDefinition.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_first_error(err)}") from None
+    _slos_of(agents_dir, definition, path)
+    return definition, raw
+
+
+def agent_slos(agents_dir: Path, name: str) -> tuple[AgentDefinition, list[Slo]]:
+    """An agent's definition and its SLOs: its `[slo.*]` tables, or those of
+    `<agent>.slo.toml` beside it, else the defaults."""
+    definition, _ = load_agent(agents_dir, name)
+    return definition, _slos_of(agents_dir, definition, _agent_path(agents_dir, name))
+
+
+def _slos_of(agents_dir: Path, definition: AgentDefinition, path: Path) -> list[Slo]:
+    return load_slos(
+        {"slo": definition.slo},
+        source=path,
+        beside=agents_dir / f"{definition.name}{SLO_FILE_SUFFIX}",
+    )
+
+
+def _agent_path(agents_dir: Path, name: str) -> Path:
     if not _AGENT_NAME.match(name):
         raise UnknownAgentError(
             f"invalid agent name {name!r}: use lowercase letters, digits, '-' and '_'"
@@ -103,15 +143,7 @@ def load_agent(agents_dir: Path, name: str) -> tuple[AgentDefinition, bytes]:
     if not path.is_file():
         known = ", ".join(list_agents(agents_dir)) or "none"
         raise UnknownAgentError(f"unknown agent {name!r} (known agents: {known})")
-    raw = path.read_bytes()
-    data = _parse_toml(path, raw)
-    if data.get("name", name) != name:
-        raise ConfigError(f"{path}: name = {data['name']!r} does not match the file name {name!r}")
-    data.setdefault("name", name)
-    try:
-        return AgentDefinition.model_validate(data), raw
-    except ValidationError as err:
-        raise ConfigError(f"{path}: {_first_error(err)}") from None
+    return path
 
 
 def load_pricing(agents_dir: Path) -> dict[str, ModelPrice]:

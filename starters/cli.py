@@ -23,6 +23,7 @@ from starters import (
     rollout_cli,
     runs_cli,
     shadow_cli,
+    slo_cli,
 )
 from starters.cli_common import (
     ADDRESS_HELP,
@@ -44,6 +45,7 @@ COMMAND_GROUPS = (
     deploy_cli,
     agents_cli,
     incident_cli,
+    slo_cli,
 )
 
 

@@ -35,6 +35,7 @@ from activities.notify import NotifyActivities
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
 from activities.shadow import ShadowActivities
+from activities.slo import SloActivities
 from activities.tools.activity import ToolActivities
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolRegistry
@@ -47,8 +48,14 @@ from workers.versioning import UnversionedWorkflows, deployment_config, is_versi
 from workflows.agent_run import AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.incident import IncidentWorkflow
+from workflows.slo_monitor import SloMonitorWorkflow
 
-WORKFLOWS: list[type] = [AgentRunWorkflow, CanaryRolloutWorkflow, IncidentWorkflow]
+WORKFLOWS: list[type] = [
+    AgentRunWorkflow,
+    CanaryRolloutWorkflow,
+    IncidentWorkflow,
+    SloMonitorWorkflow,
+]
 
 
 def default_tools(settings: Settings) -> list[Tool]:
@@ -92,7 +99,9 @@ def build_activities(
     )
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
-    rollout = RolloutActivities(settings, outcomes)
+    # Canary gates and SLIs read Temporal visibility with the worker's own client.
+    rollout = RolloutActivities(settings)
+    slo = SloActivities(settings)
     incidents = IncidentActivities(settings, telemetry, namespace)
     return [
         ConfigActivities(settings, registry, flags).resolve_config,
@@ -105,6 +114,8 @@ def build_activities(
         rollout.set_percent,
         rollout.set_deployment_ramp,  # with the worker's own client (`activity.client()`)
         rollout.compare_cohorts,
+        slo.read_slis,
+        slo.affected_runs,
         incidents.open_incident,  # the SLO monitor's way in (workflow client: `activity.client()`)
         incidents.load_policy,
         incidents.notify,

@@ -12,6 +12,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from activities.flags import shared_flag_client
 from opsready.connection import connect
 from opsready.settings import Settings
+from opsready.setup import check_search_attributes
 from opsready.telemetry import Telemetry, export_summary
 from workers.app import build_activities, build_worker
 from workers.kill_switch import KillSwitchListener
@@ -33,6 +34,7 @@ async def run_worker(
     `take_over` makes it current in any case (only for a server this process started)."""
     telemetry = Telemetry.create()
     client = await connect(address, telemetry=telemetry, runtime=sdk_runtime(settings))
+    await check_search_attributes(client)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -11,6 +11,7 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from workflows.contract import Activity, ErrorType
 from workflows.payloads import (
@@ -49,10 +50,26 @@ SIDE_RETRY = RetryPolicy(maximum_attempts=3)
 
 def cause(err: ActivityError) -> str:
     """The innermost message of an activity failure: what actually went wrong."""
+    return str(_innermost(err))
+
+
+def _innermost(err: ActivityError) -> BaseException:
     inner = err.cause
     while isinstance(inner, ActivityError) and inner.cause is not None:
         inner = inner.cause
-    return str(inner or err)
+    return inner or err
+
+
+TOOL_TIMED_OUT = "tool timed out: "
+
+
+def tool_failure(err: ActivityError) -> str:
+    """A tool call's error once its activity failed for good: `tool timed out: ...` when the
+    last attempt timed out (SLIs count timeouts apart from errors), else `tool failed: ...`."""
+    inner = _innermost(err)
+    return (
+        f"{TOOL_TIMED_OUT if isinstance(inner, ActivityTimeoutError) else 'tool failed: '}{inner}"
+    )
 
 
 async def resolve_config(request: ResolveConfigInput) -> RunConfig:

@@ -17,8 +17,11 @@ from temporalio.common import SearchAttributeKey
 
 AGENT_RUN_WORKFLOW = "AgentRun"
 ROLLOUT_WORKFLOW = "CanaryRollout"
+SLO_MONITOR_WORKFLOW = "SloMonitor"
+SLO_MONITOR_SCHEDULE = "opsready-slo-monitor"  # the Schedule that starts SloMonitor
 INCIDENT_WORKFLOW = "Incident"
 DEFAULT_TASK_QUEUE = "opsready-agents"
+SHADOW_VARIANT = "shadow"  # the `AgentVariant` of shadow twins: never counted in SLIs
 
 
 class Query(StrEnum):
@@ -60,6 +63,8 @@ class Activity(StrEnum):
     ROLLOUT_SET_PERCENT = "rollout.set_percent"
     ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
     ROLLOUT_SET_DEPLOYMENT_RAMP = "rollout.set_deployment_ramp"
+    SLO_READ_SLIS = "opsready.slo.read_slis"
+    SLO_AFFECTED_RUNS = "opsready.slo.affected_runs"
     # Incidents: the SLO monitor opens (or joins) one; the `Incident` workflow does the rest.
     INCIDENT_OPEN = "opsready.incident.open"
     INCIDENT_CONFIG = "opsready.incident.config"
@@ -158,6 +163,13 @@ AGENT_TENANT = SearchAttributeKey.for_keyword("AgentTenant")
 AGENT_VARIANT = SearchAttributeKey.for_keyword("AgentVariant")
 AGENT_COST_USD = SearchAttributeKey.for_float("AgentCostUsd")
 AGENT_TOKENS = SearchAttributeKey.for_int("AgentTokens")
+# Written when a run ends, for SLIs counted over visibility (workflows/sli_types.py):
+# start-to-end seconds (across continue-as-new), the worker build, and per-run tallies and
+# flag variations as keyword lists, so `count_workflows` can select on them.
+AGENT_LATENCY_SECONDS = SearchAttributeKey.for_float("AgentLatencySeconds")
+AGENT_BUILD_ID = SearchAttributeKey.for_keyword("AgentBuildId")
+AGENT_TALLIES = SearchAttributeKey.for_keyword_list("AgentTallies")  # "tool_errors>=1", ...
+AGENT_FLAG_VARIATIONS = SearchAttributeKey.for_keyword_list("AgentFlagVariations")  # "flag=1"
 # Incidents (with AgentName): `IncidentState='open' AND IncidentSeverity='SEV1'`.
 INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
 INCIDENT_STATE = SearchAttributeKey.for_keyword("IncidentState")
@@ -170,12 +182,22 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_VARIANT,
     AGENT_COST_USD,
     AGENT_TOKENS,
+    AGENT_LATENCY_SECONDS,
+    AGENT_BUILD_ID,
+    AGENT_TALLIES,
+    AGENT_FLAG_VARIATIONS,
     INCIDENT_SEVERITY,
     INCIDENT_STATE,
 )
 
 # The type word the `temporal` CLI's --search-attribute flag takes, per indexed value type.
-_CLI_TYPE_WORDS = {"KEYWORD": "Keyword", "DOUBLE": "Double", "INT": "Int", "TEXT": "Text"}
+_CLI_TYPE_WORDS = {
+    "KEYWORD": "Keyword",
+    "DOUBLE": "Double",
+    "INT": "Int",
+    "TEXT": "Text",
+    "KEYWORD_LIST": "KeywordList",
+}
 CLI_TYPES: dict[str, str] = {
     key.name: _CLI_TYPE_WORDS[key.indexed_value_type.name] for key in SEARCH_ATTRIBUTES
 }

@@ -79,6 +79,7 @@ class IncidentWorkflow:
         status = checkpoint.status if checkpoint else new_status(input.request, self._policy)
         self._book = IncidentBook(status, lambda: self._policy)
         self._status = status
+        self._open_evidence: asyncio.Task[None] | None = None  # gathered beside the steps
         if checkpoint is None:
             self._record_opening()
         self._step_lock = asyncio.Lock()  # one runbook step at a time
@@ -169,7 +170,7 @@ class IncidentWorkflow:
         if input.checkpoint is None:
             self._open()
             self._book.page_next()  # pages and evidence go out beside the steps, at once
-            self._book.spawn(self._book.gather_evidence("open", self._alerts))
+            self._open_evidence = self._book.spawn(self._book.gather_evidence("open", self._alerts))
             await self._run_automatic_steps()
         self._book.publish()
         while self._resolving is None:
@@ -293,6 +294,10 @@ class IncidentWorkflow:
                 OPSREADY,
                 "closing while pages are still being retried (their outcome is not recorded)",
             )
+        if self._open_evidence is not None:
+            # The resolve bundle holds the open one: wait for it whatever the page timeout
+            # (the evidence activity has its own timeouts and retries).
+            await self._open_evidence
         await self._book.gather_evidence("resolve", self._alerts)
         await self._book.record_timings()
         await self._book.write_postmortem()

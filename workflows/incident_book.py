@@ -102,9 +102,11 @@ class IncidentBook:
 
     # --- work beside the workflow ---------------------------------------------------------
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         self._tasks = [task for task in self._tasks if not task.done()]
-        self._tasks.append(asyncio.create_task(work))
+        task = asyncio.create_task(work)
+        self._tasks.append(task)
+        return task
 
     def is_idle(self) -> bool:
         return all(task.done() for task in self._tasks)

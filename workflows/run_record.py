@@ -73,7 +73,7 @@ class RunRecord:
 
     def upsert_visibility(self) -> None:
         workflow.upsert_search_attributes(
-            visibility.search_attribute_updates(self.request, self.state)
+            visibility.search_attribute_updates(self.request, self.state, workflow.now())
         )
         workflow.upsert_memo(visibility.memo(self.state))
 

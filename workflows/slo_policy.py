@@ -20,7 +20,6 @@ from workflows.slo_types import (
     SliCounts,
     Slo,
     SloKind,
-    budget_of,
 )
 from workflows.types import RunStatus
 
@@ -35,7 +34,7 @@ TOOL_TIMEOUT_OUTCOME = "timeout"
 def burn_rate(counts: SliCounts, objective: float) -> float:
     """How many times faster than sustainable the budget burns: 1.0 spends exactly the
     whole budget over the SLO window; 0 with no events."""
-    return counts.error_ratio / budget_of(objective)
+    return counts.burn_rate(objective)
 
 
 def evaluate_burn(
@@ -53,18 +52,14 @@ def evaluate_burn(
     for window in policy:
         long_counts = _counts(counts_by_window, window.long)
         short_counts = _counts(counts_by_window, window.short)
-        if long_counts.total < min_events or short_counts.total == 0:
-            continue
-        long_rate = burn_rate(long_counts, slo.objective)
-        short_rate = burn_rate(short_counts, slo.objective)
-        if long_rate >= window.factor and short_rate >= window.factor:
+        if window.is_burning(long_counts, short_counts, slo.objective, min_events):
             alerts.append(
                 BurnAlert(
                     slo=slo.name,
                     kind=slo.kind,
                     window=window,
-                    long_rate=long_rate,
-                    short_rate=short_rate,
+                    long_rate=burn_rate(long_counts, slo.objective),
+                    short_rate=burn_rate(short_counts, slo.objective),
                     action=window.action,
                 )
             )
@@ -80,11 +75,7 @@ def _counts(counts_by_window: Mapping[timedelta, SliCounts], window: timedelta) 
 
 def error_budget(slo: Slo, counts: SliCounts) -> ErrorBudget:
     """What is left of `slo`'s budget given the counts over its whole window."""
-    allowed = counts.total * slo.error_budget
-    remaining = 1.0 if counts.total == 0 else 1 - counts.bad / allowed
-    return ErrorBudget(
-        objective=slo.objective, good=counts.good, total=counts.total, remaining=remaining
-    )
+    return ErrorBudget.of(slo.objective, counts)
 
 
 def windows_needed(

@@ -125,6 +125,11 @@ class SliCounts(_Model):
     def __add__(self, other: SliCounts) -> SliCounts:
         return SliCounts(good=self.good + other.good, total=self.total + other.total)
 
+    def burn_rate(self, objective: float) -> float:
+        """How many times faster than sustainable the budget burns: 1.0 spends exactly the
+        whole budget over the SLO window; 0 with no events."""
+        return self.error_ratio / budget_of(objective)
+
 
 BurnAction = Literal["page", "ticket"]
 
@@ -143,6 +148,17 @@ class BurnWindow(_Model):
     @property
     def label(self) -> str:
         return f"{format_window(self.long)}/{format_window(self.short)}"
+
+    def is_burning(
+        self, long: SliCounts, short: SliCounts, objective: float, min_events: int
+    ) -> bool:
+        """Both windows burn at >= `factor`; the long one has `min_events` events, the short
+        one at least one (an empty short window confirms nothing)."""
+        if long.total < min_events or short.total == 0:
+            return False
+        return (
+            long.burn_rate(objective) >= self.factor and short.burn_rate(objective) >= self.factor
+        )
 
 
 class BurnAlert(_Model):
@@ -166,6 +182,13 @@ class ErrorBudget(_Model):
     good: int
     total: int
     remaining: float
+
+    @classmethod
+    def of(cls, objective: float, counts: SliCounts) -> ErrorBudget:
+        """What is left of the budget of `objective` given the counts over its window."""
+        allowed = counts.total * budget_of(objective)
+        remaining = 1.0 if counts.total == 0 else 1 - counts.bad / allowed
+        return cls(objective=objective, good=counts.good, total=counts.total, remaining=remaining)
 
 
 class WindowStats(_Model):
@@ -226,6 +249,30 @@ class SignalThresholds(_Model):
     latency_floor_seconds: float = Field(default=5.0, ge=0)  # p95
     max_backlog: int = Field(default=100, ge=1)  # tasks waiting on the queue
     max_backlog_age_seconds: float = Field(default=300.0, gt=0)  # the oldest one
+
+
+class AlertPolicy(_Model):
+    """`[alerts]` of an agent: the automatic incident triggers, judged over the last
+    `window_minutes` (also the current window of the signals, whose baseline is the
+    `baseline_hours` before it). A trigger set to 0 is off. Nothing is judged on fewer than
+    `min_runs` runs (`min_tool_calls` calls for the tool failure rate)."""
+
+    window_minutes: int = Field(default=30, ge=5, le=1440)
+    baseline_hours: int = Field(default=24, ge=1, le=168)
+    cost_usd_per_hour: float = Field(default=10.0, ge=0)
+    safety_events_per_run: float = Field(default=0.25, ge=0)
+    tool_failure_rate: float = Field(default=0.25, ge=0, le=1)  # errors + timeouts per call
+    min_runs: int = Field(default=10, ge=1)
+    min_tool_calls: int = Field(default=20, ge=1)
+    signals: SignalThresholds = Field(default_factory=SignalThresholds)
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(minutes=self.window_minutes)
+
+    @property
+    def baseline(self) -> timedelta:
+        return timedelta(hours=self.baseline_hours)
 
 
 class SignalAlert(_Model):

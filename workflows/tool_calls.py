@@ -242,7 +242,7 @@ class ToolCalls:
         except ActivityError as err:
             self._run.stop_if_halted()
             self._record.safety(SafetyKind.TOOL_FAILED, f"{spec.name}: {calls.cause(err)}")
-            return ToolCallResult(ok=False, error=f"tool failed: {calls.cause(err)}"), True
+            return ToolCallResult(ok=False, error=calls.tool_failure(err)), True
 
     def _tool_message(self, call: ToolCallRequest, content: Any) -> None:
         text = (

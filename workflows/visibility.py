@@ -13,24 +13,30 @@ from typing import Any
 from temporalio.common import SearchAttributeUpdate
 
 from workflows import contract
+from workflows.calls import TOOL_TIMED_OUT
 from workflows.payloads import RunConfig, RunContext, RunOutcome
 from workflows.rollout_types import RolloutState
+from workflows.sli_types import Tally, tally_marks
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
     ComparedRun,
     ConfigSummary,
+    ToolCallRecord,
 )
 
 
 def search_attribute_updates(
-    request: AgentRunRequest, state: AgentRunState
+    request: AgentRunRequest, state: AgentRunState, now: datetime | None = None
 ) -> list[SearchAttributeUpdate[Any]]:
+    """Everything a run shows in the UI's list and counts by in SLIs (workflows/sli_types.py).
+    With `now`, an ended run also gets its start-to-end latency."""
+    config = state.config
     updates: list[SearchAttributeUpdate[Any]] = [
         contract.AGENT_NAME.value_set(request.agent),
         contract.AGENT_STATUS.value_set(state.status.value),
-        contract.AGENT_VARIANT.value_set(state.config.variant if state.config else "control"),
+        contract.AGENT_VARIANT.value_set(config.variant if config else "control"),
         contract.AGENT_COST_USD.value_set(state.usage.cost_usd),
         contract.AGENT_TOKENS.value_set(state.usage.total_tokens),
     ]
@@ -38,7 +44,48 @@ def search_attribute_updates(
         updates.append(contract.AGENT_USER.value_set(request.user_id))
     if request.tenant_id:
         updates.append(contract.AGENT_TENANT.value_set(request.tenant_id))
+    if config is not None and config.build_id:
+        updates.append(contract.AGENT_BUILD_ID.value_set(config.build_id))
+    variations = flag_variations(state)
+    if variations:
+        updates.append(contract.AGENT_FLAG_VARIATIONS.value_set(variations))
+    marks = tally_marks(tallies(state))
+    if marks:
+        updates.append(contract.AGENT_TALLIES.value_set(marks))
+    if now is not None and state.status.is_terminal and state.started_at is not None:
+        latency = max(0.0, (now - state.started_at).total_seconds())
+        updates.append(contract.AGENT_LATENCY_SECONDS.value_set(round(latency, 3)))
     return updates
+
+
+def tallies(state: AgentRunState) -> dict[Tally, int]:
+    """The run's tool calls (those that ran), their errors and timeouts, its safety events."""
+    ran = [call for call in state.tool_calls if call.decision in ("executed", "failed")]
+    timeouts = sum(1 for call in ran if is_timeout(call))
+    errors = sum(1 for call in ran if not call.ok and not is_timeout(call))
+    return {
+        Tally.TOOL_CALLS: len(ran),
+        Tally.TOOL_ERRORS: errors,
+        Tally.TOOL_TIMEOUTS: timeouts,
+        Tally.SAFETY_EVENTS: len(state.safety_events),
+    }
+
+
+def is_timeout(call: ToolCallRecord) -> bool:
+    """A tool call whose activity timed out for good (`calls.tool_failure`), not one the
+    tool answered with an error of its own."""
+    return call.decision == "failed" and (call.error or "").startswith(TOOL_TIMED_OUT)
+
+
+def flag_variations(state: AgentRunState) -> list[str]:
+    """`flag=variation` for every flag the run evaluated to a variation, and `flag` alone
+    (so a cohort can say "evaluated, but not variation N")."""
+    flags = state.config.flags if state.config else []
+    marks: list[str] = []
+    for flag in flags:
+        if flag.variation is not None:
+            marks += [flag.key, f"{flag.key}={flag.variation}"]
+    return marks
 
 
 def memo(state: AgentRunState) -> dict[str, Any]:

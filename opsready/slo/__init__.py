@@ -1,6 +1,8 @@
 """Service-level objectives of agents: their definitions, and Prometheus rules for them.
 
-The HTML report (`opsready.slo.report`) is imported on its own: it pulls in matplotlib.
+Imported on their own: the SLI source over Temporal visibility (`source`, `queries`), where
+each SLO stands (`status`), the monitor's Schedule (`schedule`), and the HTML report
+(`report`, `report_data`: they pull in matplotlib).
 """
 
 from opsready.slo.definitions import default_slos, load_agent_slos, load_slos, parse_slo_table

@@ -1,8 +1,8 @@
 """A `CanaryRollout` of a worker build on the dev server, end to end: `opsready rollout start
 --deployment` ramps the candidate build of a fresh Worker Deployment (two versioned workers of
-the same code, builds V1 and V2, sharing one outcome store), agent runs spread over both
-builds, the health check compares their outcomes by build id, and after `opsready rollout
-approve` the candidate is the current build."""
+the same code, builds V1 and V2), agent runs spread over both builds, the health check
+compares their runs by build id (`AgentBuildId` in Temporal visibility), and after
+`opsready rollout approve` the candidate is the current build."""
 
 from __future__ import annotations
 
@@ -75,8 +75,7 @@ class Fleet:
 @pytest.fixture
 async def fleet(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Fleet]:
     """Workers of V1 (current: it polled first) and V2 on a fresh deployment and task queue.
-    They share a data dir, so each build's run outcomes land in the one store the health
-    check reads (whichever build's worker runs it)."""
+    The health check reads both builds' runs from visibility, whichever worker runs it."""
     suffix = uuid.uuid4().hex[:8]
     settings = Settings(
         task_queue=f"canary-deploy-{suffix}",
