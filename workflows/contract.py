@@ -25,6 +25,11 @@ class Query(StrEnum):
 
 
 class Signal(StrEnum):
+    """Signals for people: `approval_decision`, `halt` (AgentRun) and `abort` (CanaryRollout),
+    listed in the Temporal UI's Signal form. `production_result` is internal (a production
+    run to its shadow twin) and registered only on shadow runs, so the UI offers it nowhere
+    else."""
+
     APPROVAL_DECISION = "approval_decision"
     HALT = "halt"
     ABORT = "abort"  # CanaryRollout: roll back now
@@ -32,7 +37,10 @@ class Signal(StrEnum):
 
 
 class Update(StrEnum):
+    """Updates: the signals' confirmed twins (validated, answered with the new state)."""
+
     DECIDE = "decide"
+    HALT = "halt"
 
 
 # --- activities -----------------------------------------------------------------------------
@@ -48,6 +56,8 @@ class Activity(StrEnum):
     NOTIFY_APPROVERS = "opsready.approval.notify"
     RECORD_OUTCOME = "opsready.outcome.record"
     CHECK_KILL_SWITCH = "opsready.flags.kill_switch"
+    # A halted run asks Temporal to cancel it (so it closes Canceled), its result as input.
+    CLOSE_HALTED = "opsready.run.close_halted"
     COMPARE_SHADOW = "opsready.shadow.compare"
     ROLLOUT_SET_PERCENT = "rollout.set_percent"
     ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
@@ -70,6 +80,10 @@ class ErrorType(StrEnum):
     MODEL_TIMEOUT = "ModelTimeout"
     MODEL_CONNECTION = "ModelConnectionError"
     MODEL_BAD_RESPONSE = "ModelBadResponse"
+    # How AgentRun itself fails (the typed AgentRunResult is the failure's first detail).
+    RUN_FAILED = "AgentRunFailed"
+    RUN_TIMED_OUT = "AgentRunTimedOut"
+    RUN_BUDGET_EXCEEDED = "AgentRunBudgetExceeded"
 
 
 # --- safety events --------------------------------------------------------------------------
@@ -89,6 +103,7 @@ class SafetyKind(StrEnum):
     TOOL_FAILED = "tool_failed"
     APPROVAL_ESCALATED = "approval_escalated"
     INVALID_APPROVAL = "invalid_approval"
+    INVALID_SIGNAL = "invalid_signal"  # a signal whose payload could not be read
     NOTIFICATION_FAILED = "notification_failed"
     SHADOW_NOT_STARTED = "shadow_not_started"
 

@@ -47,6 +47,7 @@ class StopReason(StrEnum):
     KILL_SWITCH = "kill_switch"
     MODEL_ERROR = "model_error"
     CONFIG_ERROR = "config_error"
+    INVALID_REQUEST = "invalid_request"
 
 
 class RiskTier(StrEnum):
@@ -110,7 +111,7 @@ class ApprovalDecision(_Model):
 
 
 class HaltRequest(_Model):
-    """Payload of the `halt` signal."""
+    """Payload of the `halt` signal and the `halt` update."""
 
     reason: str = Field(min_length=1, max_length=2_000)
     by: str = Field(min_length=1, max_length=200)
@@ -153,6 +154,8 @@ class Usage(_Model):
 
 
 ToolDecision = Literal[
+    "awaiting_approval",  # still open: waiting for a decision
+    "running",  # still open: the tool activity is in flight
     "executed",
     "simulated",
     "invalid",
@@ -188,6 +191,7 @@ class PendingApproval(_Model):
     reason: str
     requested_at: datetime
     is_escalated: bool = False
+    approvers: list[str] = Field(default_factory=list)  # who may decide now
 
 
 class ApprovalRecord(_Model):
