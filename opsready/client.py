@@ -27,7 +27,9 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError, CancelledError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.connection import connect
@@ -39,11 +41,12 @@ from opsready.errors import (
     UnknownAgentError,
     one_line,
 )
-from opsready.redaction import redact_text
+from opsready.redaction import pseudonymous_user, redact_text
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workflows import contract
-from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
+from workflows.contract import AGENT_RUN_WORKFLOW, Activity, ErrorType, Query, Update
+from workflows.payloads import CloseHaltedInput
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -140,11 +143,14 @@ class OpsreadyClient:
         self._check_agent(agent)
         assert request.request_id is not None
         run_id = self.run_id_for(agent, request.request_id)
+        # What anyone who may list workflows sees: the user as AgentUser shows it (a
+        # pseudonym when the id looks like personal data), the input redacted.
+        user = pseudonymous_user(user_id, self.settings.user_attribute) if user_id else None
         attributes = [
             SearchAttributePair(contract.AGENT_NAME, agent),
             SearchAttributePair(contract.AGENT_STATUS, RunStatus.RUNNING.value),
         ]
-        attributes += [SearchAttributePair(contract.AGENT_USER, user_id)] if user_id else []
+        attributes += [SearchAttributePair(contract.AGENT_USER, user)] if user else []
         attributes += [SearchAttributePair(contract.AGENT_TENANT, tenant_id)] if tenant_id else []
         preview = redact_text(request.input)
         preview = preview if len(preview) <= 120 else preview[:117] + "..."
@@ -157,10 +163,10 @@ class OpsreadyClient:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 search_attributes=TypedSearchAttributes(attributes),
-                memo={"request_id": request.request_id, "user": user_id, "tenant": tenant_id},
+                memo={"request_id": request.request_id, "user": user, "tenant": tenant_id},
                 static_summary=f"{agent}: {preview}",
                 static_details=(
-                    f"agent **{agent}**, user {user_id or '-'}, tenant {tenant_id or '-'}, "
+                    f"agent **{agent}**, user {user or '-'}, tenant {tenant_id or '-'}, "
                     f"request {request.request_id}"
                 ),
             )
@@ -215,14 +221,14 @@ class OpsreadyClient:
             raise OpsreadyError(f"cannot query {run_id}: {err.message}") from None
 
     async def result(self, run_id: str) -> AgentRunResult:
-        """Wait for the run to end (following continue-as-new) and return its result."""
+        """Wait for the run to end (following continue-as-new) and return its result, also
+        when Temporal closed it Failed or Canceled (see `run_result`)."""
         await self._describe(run_id)
+        handle = self.temporal.get_workflow_handle(run_id, result_type=AgentRunResult)
         try:
-            handle = self.temporal.get_workflow_handle(run_id, result_type=AgentRunResult)
-            result: AgentRunResult = await handle.result()
+            return await run_result(handle, self.temporal.data_converter)
         except WorkflowFailureError as err:
-            raise OpsreadyError(f"{run_id} failed: {err.cause or err}") from None
-        return result
+            raise OpsreadyError(f"{run_id} failed: {redact_text(str(err.cause or err))}") from None
 
     async def list_runs(
         self, *, status: str | None = None, agent: str | None = None, limit: int = 50
@@ -313,20 +319,76 @@ class OpsreadyClient:
                 raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot send the decision to {run_id}: {err.message}") from None
 
-    async def halt(self, run_id: str, *, reason: str, by: str) -> None:
-        """Stop the run at once (also while it waits for an approval or runs a tool)."""
+    async def halt(self, run_id: str, *, reason: str, by: str) -> AgentRunState:
+        """Stop the run at once (also while it waits for an approval or runs a tool),
+        through the `halt` update: the answer is the run's state once it has halted (or
+        ended otherwise meanwhile); a run that has already ended is refused."""
         try:
             request = HaltRequest(reason=reason, by=by)
         except ValidationError as err:
             raise OpsreadyError(f"invalid halt: {one_line(err)}") from None
         await self._require_open(run_id)
         try:
-            await self._handle(run_id).signal(Signal.HALT, request)
+            state: AgentRunState = await self._handle(run_id).execute_update(
+                Update.HALT, request, result_type=AgentRunState
+            )
+            return state
+        except WorkflowUpdateFailedError as err:
+            reason_ = err.cause.message if hasattr(err.cause, "message") else str(err.cause)
+            raise RunEndedError(f"{run_id}: {reason_}") from None
         except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
 
     async def _require_open(self, run_id: str) -> None:
         require_running((await self._describe(run_id)).status, run_id)
+
+
+# How Temporal closed a run that did not complete (workflows.run_end): the typed result is
+# the failure's first detail, or (Canceled: Temporal keeps no details) the input of the
+# run's close_halted activity.
+_FAILURE_TYPES = {ErrorType.RUN_FAILED, ErrorType.RUN_TIMED_OUT, ErrorType.RUN_BUDGET_EXCEEDED}
+
+
+async def run_result(
+    handle: WorkflowHandle[Any, Any], data_converter: DataConverter = pydantic_data_converter
+) -> AgentRunResult:
+    """The typed result of an ended `AgentRun`, however Temporal closed it: Completed
+    (completed, rejected), Failed (failed, timed out, over budget: the failure's details)
+    or Canceled (halted: the result kept in history, read with `data_converter`, the
+    client's). Waits for the run to end; raises `WorkflowFailureError` for a failure that
+    carries no result."""
+    try:
+        value = await handle.result()
+    except WorkflowFailureError as err:
+        result = await _result_of_failure(handle, err, data_converter)
+        if result is None:
+            raise
+        return result
+    return value if isinstance(value, AgentRunResult) else AgentRunResult.model_validate(value)
+
+
+async def _result_of_failure(
+    handle: WorkflowHandle[Any, Any], err: WorkflowFailureError, data_converter: DataConverter
+) -> AgentRunResult | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in _FAILURE_TYPES and cause.details:
+        return AgentRunResult.model_validate(cause.details[0])
+    if not isinstance(cause, CancelledError):
+        return None
+    closing = None
+    async for event in handle.fetch_history_events():
+        scheduled = event.activity_task_scheduled_event_attributes
+        if (
+            event.HasField("activity_task_scheduled_event_attributes")
+            and scheduled.activity_type.name == Activity.CLOSE_HALTED
+        ):
+            closing = scheduled.input.payloads
+    if not closing:
+        return None  # cancelled before the end patch, or terminated mid-way
+    [decoded] = await data_converter.decode(closing, [CloseHaltedInput])
+    return decoded.result if isinstance(decoded, CloseHaltedInput) else None
 
 
 async def describe_workflow(

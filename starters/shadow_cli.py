@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from opsready.client import run_result
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
 from starters.cli_common import (
@@ -28,6 +29,12 @@ from starters.cli_common import (
 )
 from workflows.contract import AGENT_RUN_WORKFLOW
 from workflows.types import AgentRunResult, ShadowComparison
+
+_ENDED = (
+    WorkflowExecutionStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED,
+)
 
 _FETCH_CONCURRENCY = 16
 
@@ -88,14 +95,16 @@ async def shadow_comparisons(
     ids = [
         execution.id
         async for execution in client.list_workflows(query, limit=limit)
-        if execution.status == WorkflowExecutionStatus.COMPLETED
+        # A shadow that failed or was halted compared too (workflows.run_end: closed Failed
+        # or Canceled, its result kept in history).
+        if execution.status in _ENDED
     ]
     gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
     async def fetch(run_id: str) -> ShadowComparison | None:
         async with gate:
             handle = client.get_workflow_handle(run_id, result_type=AgentRunResult)
-            result: AgentRunResult = await handle.result()
+            result = await run_result(handle, client.data_converter)
             return result.shadow_comparison
 
     results = await asyncio.gather(*(fetch(run_id) for run_id in ids))

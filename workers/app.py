@@ -31,6 +31,7 @@ from activities.models.local import LocalProvider
 from activities.notify import NotifyActivities
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
+from activities.runs import close_halted
 from activities.shadow import ShadowActivities
 from activities.tools.activity import ToolActivities
 from activities.tools.ledger import Ledger
@@ -100,6 +101,7 @@ def build_activities(
         rollout.set_percent,
         rollout.set_deployment_ramp,  # with the worker's own client (`activity.client()`)
         rollout.compare_cohorts,
+        close_halted,  # with the worker's own client, like the ramp
     ]
 
 
