@@ -90,7 +90,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(run_id)
             print(f"  follow it: opsready status {run_id}", file=sys.stderr)
         return 0
-    result = await client.result(run_id)
+    result = render.redacted(await client.result(run_id))
     if args.json:
         print_json({"run_id": run_id, **result.model_dump(mode="json")})
     else:
@@ -99,7 +99,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    state = await (await connect_client(args, settings)).state(args.run_id)
+    state = render.redacted(await (await connect_client(args, settings)).state(args.run_id))
     if args.json:
         print_json(state)
     else:
@@ -138,6 +138,7 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_halt(args: argparse.Namespace, settings: Settings) -> int:
-    await (await connect_client(args, settings)).halt(args.run_id, reason=args.reason, by=args.by)
-    print(f"halt sent to {args.run_id}")
+    client = await connect_client(args, settings)
+    state = await client.halt(args.run_id, reason=args.reason, by=args.by)
+    print(f"halted by {args.by}; {args.run_id} is now {state.status.value}")
     return 0

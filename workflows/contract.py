@@ -96,6 +96,7 @@ class SafetyKind(StrEnum):
     FLAGS_DEGRADED_REFUSAL = "flags_degraded_refusal"
     KILL_SWITCH = "kill_switch"
     KILL_SWITCH_UNCHECKED = "kill_switch_unchecked"
+    KILL_SWITCH_UNKNOWN = "kill_switch_unknown"  # a worker's listener cannot read the switches
     EMPTY_ANSWER = "empty_answer"
     MODEL_FALLBACK = "model_fallback"
     INVALID_TOOL_CALL = "invalid_tool_call"
