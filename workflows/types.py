@@ -105,7 +105,7 @@ class ApprovalDecision(_Model):
     """Payload of the `approval_decision` signal and the `decide` update."""
 
     request_id: str | None = None
-    approved: bool
+    approved: bool = Field(strict=True)  # true or false: "yes" or 1 is no decision
     approver: str = Field(min_length=1, max_length=200)
     comment: str | None = Field(default=None, max_length=2_000)
 
