@@ -3,11 +3,13 @@
 Temporal's RetryPolicy has no jitter, so many runs that hit the same outage would retry in
 lockstep. The model activity therefore sets each retry's delay itself
 (`ApplicationError.next_retry_delay`, which overrides the policy's interval): exponential
-backoff with "equal jitter" (half fixed, half random), or a provider's `Retry-After` plus
-up to 20% (never earlier than the server asked). A model with a fallback after it has a
-budget (`ModelRetryBudget`): once the next attempt would start past it, the failure is
-made non-retryable, so the run switches to the fallback at once instead of sitting out
-the rest of the policy.
+backoff (1 s, 2 s, 4 s... capped at 30 s) stretched by a random 0 to 50%, or a provider's
+`Retry-After` plus up to 20% (never earlier than the server asked). Jitter only stretches:
+the server waits at least a second between attempts whatever the delay (measured on the
+dev server: 0.2 s became 1.0 s, 1.3 s stayed 1.3 s). A model with a fallback after it has
+a budget (`ModelRetryBudget`): once its attempts are spent or the next attempt would start
+past its seconds, the failure is made non-retryable, so the run switches to the fallback
+at once instead of sitting out the rest of the policy.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from temporalio.exceptions import ApplicationError
 
 from workflows.payloads import ModelRetryBudget
 
-BASE_SECONDS = 1.0  # first backoff of a model without a fallback (then doubling, capped)
-BUDGET_BASE_SECONDS = 0.25  # ... and of one with a fallback: fail over fast
+BASE_SECONDS = 1.0  # the first backoff (then doubling, capped); the server's own minimum
 CAP_SECONDS = 30.0
+BACKOFF_JITTER = 0.5
 RETRY_AFTER_JITTER = 0.2
 
 
@@ -39,7 +41,7 @@ def retry_delay(
         seconds = retry_after.total_seconds()
         return timedelta(seconds=seconds * (1 + rng.uniform(0, RETRY_AFTER_JITTER)))
     backoff = min(CAP_SECONDS, base * 2 ** max(attempt - 1, 0))
-    return timedelta(seconds=backoff / 2 + rng.uniform(0, backoff / 2))
+    return timedelta(seconds=backoff * (1 + rng.uniform(0, BACKOFF_JITTER)))
 
 
 def with_retry_delay(
@@ -50,8 +52,7 @@ def with_retry_delay(
     if err.non_retryable:
         return err
     info = activity.info()
-    base = BASE_SECONDS if budget is None else BUDGET_BASE_SECONDS
-    delay = retry_delay(info.attempt, base=base, retry_after=err.next_retry_delay)
+    delay = retry_delay(info.attempt, base=BASE_SECONDS, retry_after=err.next_retry_delay)
     if budget is not None:
         now = now or datetime.now(UTC)
         spent = (now - info.scheduled_time).total_seconds()  # since the first attempt
