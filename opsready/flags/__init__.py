@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from opsready.errors import FlagChangeError, FlagNotFoundError, LaunchDarklyError
 from opsready.flags._model import FlagInfo, kill_switch_key, show_value
 from opsready.flags.launchdarkly_api import LaunchDarklyApi
-from opsready.flags.local_file import LocalFlagFile
+from opsready.flags.local_file import LocalFlagFile, write_atomically
 from opsready.settings import Settings
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "flag_store",
     "kill_switch_key",
     "show_value",
+    "write_atomically",
 ]
 
 

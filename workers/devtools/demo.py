@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import uuid
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 from opsready.client import OpsreadyClient
 from opsready.console import waiting
 from opsready.errors import OpsreadyError
+from opsready.flags import write_atomically
 from opsready.logs import configure_logging
 from opsready.settings import Settings
 from workflows.types import AgentRunResult, RunStatus
@@ -246,7 +246,7 @@ async def _demo_on(
     )
 
     flags_file = settings.data_dir / "demo-flags.json"
-    shutil.copyfile(settings.flags_file, flags_file)
+    write_atomically(flags_file, settings.flags_file.read_text())  # never half a file
     settings = settings.model_copy(update={"flags_file": flags_file})
     flags = FlagClient.from_settings(settings)
     try:
