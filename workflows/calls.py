@@ -51,6 +51,8 @@ TOOL_RETRY = RetryPolicy(
     non_retryable_error_types=[ErrorType.UNKNOWN_TOOL],
 )
 SIDE_RETRY = RetryPolicy(maximum_attempts=3)
+KILL_SWITCH_TIMEOUT = timedelta(seconds=5)
+KILL_SWITCH_RETRY = SIDE_RETRY
 
 
 def cause(err: ActivityError) -> str:
@@ -155,8 +157,8 @@ async def check_kill_switch(request: KillSwitchInput) -> KillSwitchCheck:
         Activity.CHECK_KILL_SWITCH,
         request,
         result_type=KillSwitchCheck,
-        start_to_close_timeout=timedelta(seconds=5),
-        retry_policy=SIDE_RETRY,
+        start_to_close_timeout=KILL_SWITCH_TIMEOUT,
+        retry_policy=KILL_SWITCH_RETRY,
         summary=f"kill switch {request.tool or request.agent}",
     )
     return check

@@ -7,15 +7,27 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
+import pytest
+from temporalio import activity
+from temporalio.common import RetryPolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from activities.flags import FlagClient, evaluation_context
+from opsready.client import run_result
 from opsready.settings import Settings
+from tests.workflows.conftest import harness_tools
 from tests.workflows.test_flags import FlagRig, close_then_answer, flag_rig, set_value, write_flags
-from workflows.payloads import ModelCallInput, ModelCallResult
-from workflows.types import AgentRunResult, RunStatus, StopReason
+from workers.app import WORKFLOWS, build_activities, build_worker
+from workflows import calls
+from workflows.contract import Activity
+from workflows.payloads import KillSwitchCheck, KillSwitchInput, ModelCallInput, ModelCallResult
+from workflows.types import AgentRunRequest, AgentRunResult, RunStatus, StopReason
 
 
 def truncate_mid_write(rig: FlagRig) -> None:
@@ -135,3 +147,63 @@ async def test_a_flag_file_missing_at_start_fails_closed(
         check = flags.kill_switch("tester", "close_account", evaluation_context("tester"))
         assert check.is_unknown and not check.is_killed and why in (check.reason or "")
         assert await rig.ledger.effects() == []
+
+
+# --- a kill-switch check that fails -----------------------------------------------------
+
+
+@activity.defn(name=Activity.CHECK_KILL_SWITCH)
+async def raising_check(request: KillSwitchInput) -> KillSwitchCheck:
+    raise RuntimeError("flag store exploded")
+
+
+@activity.defn(name=Activity.CHECK_KILL_SWITCH)
+async def hanging_check(request: KillSwitchInput) -> KillSwitchCheck:
+    await asyncio.sleep(30)
+    raise AssertionError("cut by its timeout")
+
+
+@pytest.mark.parametrize(
+    ("check", "detail"),
+    [(raising_check, "RuntimeError: flag store exploded"), (hanging_check, "timed out")],
+    ids=["raises", "times-out"],
+)
+async def test_a_failed_check_is_an_unknown_switch_and_its_history_replays(
+    time_env: WorkflowEnvironment,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    check: Callable[..., Any],
+    detail: str,
+) -> None:
+    # temporalio 1.35 hands these failures over unwrapped (an ApplicationError; on replay a
+    # bare TimeoutError): before, the first failed the run, the second failed its replay.
+    monkeypatch.setattr(calls, "KILL_SWITCH_TIMEOUT", timedelta(seconds=0.3))
+    monkeypatch.setattr(calls, "KILL_SWITCH_RETRY", RetryPolicy(maximum_attempts=2))
+    async with flag_rig(time_env, tmp_path) as rig:
+        activities = [
+            a
+            for a in build_activities(
+                rig.settings, providers={"scripted": rig.scripted}, tools=harness_tools()
+            )
+            if a.__name__ != "check_kill_switch"
+        ]
+        queue = f"{rig.settings.task_queue}-failing"
+        settings = rig.settings.model_copy(update={"task_queue": queue})
+        async with build_worker(rig.client, settings, activities=[*activities, check]):
+            handle = await rig.client.start_workflow(
+                "AgentRun",
+                AgentRunRequest(agent="tester", input="hello"),
+                id=f"unchecked-{uuid.uuid4().hex[:8]}",
+                task_queue=queue,
+                result_type=AgentRunResult,
+            )
+            result = await run_result(handle)
+        history = await handle.fetch_history()
+    assert (result.status, result.stop_reason) == (RunStatus.HALTED, StopReason.KILL_SWITCH)
+    assert (result.reason or "").startswith("refused: kill switch not checked:")
+    [unchecked] = [e for e in result.safety_events if e.kind == "kill_switch_unchecked"]
+    assert detail in unchecked.detail
+    replay = await Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter
+    ).replay_workflow(history, raise_on_replay_failure=False)
+    assert replay.replay_failure is None
