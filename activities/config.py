@@ -22,7 +22,13 @@ from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows.contract import PAUSED_AGENTS_FLAG, Activity, ErrorType
-from workflows.payloads import ModelChoice, ResolveConfigInput, RunConfig, RunContext
+from workflows.payloads import (
+    ModelChoice,
+    ModelRetryBudget,
+    ResolveConfigInput,
+    RunConfig,
+    RunContext,
+)
 from workflows.types import FlagEvaluation
 
 
@@ -69,6 +75,7 @@ class ConfigActivities:
         path = agents_dir / f"{request.agent}.toml"
         prices = load_pricing(agents_dir)
         evaluations = self._evaluate_flags(request)
+        unavailable = self._flags.unavailable() if self._flags is not None else None
         choices = choose(
             definition,
             {e.key: e for e in evaluations},
@@ -109,9 +116,16 @@ class ConfigActivities:
             budgets=choices.budgets,
             approval=definition.approval,
             flags=evaluations,
-            flags_degraded="; ".join(choices.problems) or None,
+            # Flag data that cannot be trusted (a file that does not parse, LaunchDarkly never
+            # reached) degrades the run even where each evaluation looks fine.
+            flags_degraded="; ".join(filter(None, [unavailable, *choices.problems])) or None,
             shadow=choices.shadow,
             is_shadow=request.shadow is not None,
+            user_attribute=self._settings.user_attribute,
+            model_retry=ModelRetryBudget(
+                max_attempts=self._settings.model_fallback_after_attempts,
+                max_seconds=self._settings.model_fallback_after_seconds,
+            ),
         )
         digest = hashlib.sha256(raw + config.model_dump_json().encode()).hexdigest()[:16]
         return config.model_copy(update={"config_hash": digest})

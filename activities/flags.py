@@ -5,6 +5,11 @@ it reads the local flag file (the working copy `.opsready/flags.json`, seeded fr
 shipped `temporal-dev/flags.json`) through the SDK's file data source with auto-update, so
 `opsready flags` changes flags live. Flags are evaluated only here, in activities: their
 results (value, variation, reason) are recorded in history, so replays never re-evaluate.
+
+Kill switches fail closed: when the flag data cannot be trusted (a flag file that does not
+parse, which the SDK reports as `DataSourceState.INTERRUPTED`; flags never loaded: a file
+unreadable at start, LaunchDarkly unreachable at start) or a switch's value is not a
+boolean, the check says `is_unknown`, and runs refuse new work and destructive tools.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import structlog
 from ldclient import Context, LDClient
 from ldclient.config import Config
 from ldclient.integrations import Files
+from ldclient.interfaces import DataSourceState
 from temporalio import activity
 
 from opsready.flags import working_flag_file
@@ -40,9 +46,10 @@ def evaluation_context(agent: str, context: RunContext | None = None) -> Context
 class FlagClient:
     """A LaunchDarkly client and the one way opsready evaluates a flag."""
 
-    def __init__(self, ld: LDClient, source: str) -> None:
+    def __init__(self, ld: LDClient, source: str, *, is_file: bool = False) -> None:
         self.ld = ld
         self.source = source
+        self.is_file = is_file
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FlagClient:
@@ -68,13 +75,29 @@ class FlagClient:
             )
             source = f"file {settings.flags_file}"
         ld = LDClient(config, start_wait=settings.flags_start_wait_seconds)
-        if not ld.is_initialized():
-            log.warning("flags not available; agent defaults apply", source=source)
-        return cls(ld, source)
+        client = cls(ld, source, is_file=settings.launchdarkly_sdk_key is None)
+        why = client.unavailable()
+        if why:
+            log.error("flags not available: agent defaults apply, kill switches unknown", why=why)
+        return client
 
     @property
     def is_ready(self) -> bool:
         return bool(self.ld.is_initialized())
+
+    def unavailable(self) -> str | None:
+        """Why the flag data cannot be trusted right now, or None. The file source keeps
+        the last good flags when the file stops parsing (a half-written or broken file) and
+        reports INTERRUPTED: that is unknown too. LaunchDarkly's own interruptions (a
+        dropped stream) keep values LaunchDarkly served whole, so only "never loaded" counts."""
+        status = self.ld.data_source_status_provider.status
+        error = status.error.message if status.error is not None else None
+        if not self.ld.is_initialized():
+            return f"flags from {self.source} not loaded" + (f" ({error})" if error else "")
+        if self.is_file and status.state is not DataSourceState.VALID:
+            detail = error or status.state.value
+            return f"flag file unreadable, last good flags kept ({self.source}: {detail})"
+        return None
 
     def evaluate(self, key: str, context: Context, default: Any) -> FlagEvaluation:
         detail = self.ld.variation_detail(key, context, default)
@@ -90,20 +113,37 @@ class FlagClient:
         )
 
     def kill_switch(self, agent: str, tool: str | None, context: Context) -> KillSwitchCheck:
+        """The first switch that is on; else unknown when a switch cannot be read (the flag
+        data is not trustworthy, or a value is not a boolean); else off."""
+        why = self.unavailable()
+        if why is not None and not self.ld.is_initialized():
+            return KillSwitchCheck(
+                is_killed=False, is_unknown=True, reason=f"kill switch state unknown: {why}"
+            )
         scopes: list[tuple[KillSwitchScope, str, str]] = [
             ("global", kill_switch_key(), "all agents"),
             ("agent", kill_switch_key(agent=agent), f"agent {agent}"),
         ]
         if tool is not None:
             scopes.append(("tool", kill_switch_key(tool=tool), f"tool {tool}"))
+        problems = [why] if why else []
         for scope, key, covers in scopes:
-            if self.evaluate(key, context, False).value is True:
+            value = self.evaluate(key, context, False).value
+            if value is True:  # on in the last good data too: fail closed
                 return KillSwitchCheck(
                     is_killed=True,
                     flag=key,
                     scope=scope,
                     reason=f"kill switch {key} is on ({covers})",
                 )
+            if not isinstance(value, bool):
+                problems.append(f"{key} is {value!r}, not true or false")
+        if problems:
+            return KillSwitchCheck(
+                is_killed=False,
+                is_unknown=True,
+                reason="kill switch state unknown: " + "; ".join(problems),
+            )
         return KillSwitchCheck(is_killed=False)
 
     def close(self) -> None:

@@ -43,7 +43,7 @@ from opsready.errors import (
     one_line,
 )
 from opsready.names import check_request_id, known_agents, unknown_agent
-from opsready.redaction import redact_text
+from opsready.redaction import pseudonymous_user, redact_text
 from opsready.run_workers import (
     PendingCall,
     Placement,
@@ -51,7 +51,13 @@ from opsready.run_workers import (
     pending_calls,
     placement_of,
 )
-from opsready.runs import RunSummary, describe_workflow, require_running, state_of
+from opsready.runs import (
+    RunSummary,
+    describe_workflow,
+    require_running,
+    run_result,
+    state_of,
+)
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workflows import contract
@@ -130,11 +136,14 @@ class OpsreadyClient:
         self._check_agent(agent)
         assert request.request_id is not None
         run_id = self.run_id_for(agent, request.request_id)
+        # What anyone who may list workflows sees: the user as AgentUser shows it (a
+        # pseudonym when the id looks like personal data), the input redacted.
+        user = pseudonymous_user(user_id, self.settings.user_attribute) if user_id else None
         attributes = [
             SearchAttributePair(contract.AGENT_NAME, agent),
             SearchAttributePair(contract.AGENT_STATUS, RunStatus.RUNNING.value),
         ]
-        attributes += [SearchAttributePair(contract.AGENT_USER, user_id)] if user_id else []
+        attributes += [SearchAttributePair(contract.AGENT_USER, user)] if user else []
         attributes += [SearchAttributePair(contract.AGENT_TENANT, tenant_id)] if tenant_id else []
         preview = redact_text(request.input)
         preview = preview if len(preview) <= 120 else preview[:117] + "..."
@@ -149,13 +158,13 @@ class OpsreadyClient:
                 search_attributes=TypedSearchAttributes(attributes),
                 memo={
                     "request_id": request.request_id,
-                    "user": user_id,
+                    "user": user,
                     "tenant": tenant_id,
                     INPUT_HASH: input_hash(request.input),
                 },
                 static_summary=f"{agent}: {preview}",
                 static_details=(
-                    f"agent **{agent}**, user {user_id or '-'}, tenant {tenant_id or '-'}, "
+                    f"agent **{agent}**, user {user or '-'}, tenant {tenant_id or '-'}, "
                     f"request {request.request_id}"
                 ),
             )
@@ -253,14 +262,14 @@ class OpsreadyClient:
         return state.pending_approvals[0]
 
     async def result(self, run_id: str) -> AgentRunResult:
-        """Wait for the run to end (following continue-as-new) and return its result."""
+        """Wait for the run to end (following continue-as-new) and return its result, also
+        when Temporal closed it Failed or Canceled (see `run_result`)."""
         await self._describe(run_id)
+        handle = self.temporal.get_workflow_handle(run_id, result_type=AgentRunResult)
         try:
-            handle = self.temporal.get_workflow_handle(run_id, result_type=AgentRunResult)
-            result: AgentRunResult = await handle.result()
+            return await run_result(handle, self.temporal.data_converter)
         except WorkflowFailureError as err:
-            raise OpsreadyError(f"{run_id} failed: {err.cause or err}") from None
-        return result
+            raise OpsreadyError(f"{run_id} failed: {redact_text(str(err.cause or err))}") from None
 
     async def list_runs(
         self, *, status: str | None = None, agent: str | None = None, limit: int = 50
@@ -381,41 +390,54 @@ class OpsreadyClient:
     async def halt(
         self, run_id: str, *, reason: str, by: str, wait_seconds: float = ACT_TIMEOUT_SECONDS
     ) -> AgentRunState:
-        """Stop the run at once (also while it waits for an approval or runs a tool) and
-        wait up to `wait_seconds` for it to end; its final state. The halt signal is in the
-        run's history as soon as this returns or raises NoWorkerError (no worker acted on
-        it yet: it acts when a worker of the run's build runs)."""
+        """Stop the run at once (also while it waits for an approval or runs a tool)
+        through the `halt` update: the answer is the run's state once it has halted (or
+        ended otherwise meanwhile); a run that has already ended is refused. When no worker
+        of the run's build answers within `wait_seconds`, the halt goes in as the `halt`
+        signal instead (kept in the run's history; it acts when a worker takes the run) and
+        NoWorkerError says so: stopping is always safe to leave pending."""
         try:
             request = HaltRequest(reason=reason, by=by)
         except ValidationError as err:
             raise OpsreadyError(f"invalid halt: {one_line(err)}") from None
         placement = await self._open_placement(run_id)
-        served = await has_worker(self.temporal, placement)
-        try:
-            await self._handle(run_id).signal(Signal.HALT, request)
-        except RPCError as err:
-            raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
         pending = (
             f"the halt is recorded in {run_id}'s history and acts when a worker takes the "
             f"run; start one with `{placement.worker_command()}`"
         )
-        if not served:
+        if not await has_worker(self.temporal, placement):
+            await self._signal_halt(run_id, request)
             raise NoWorkerError(f"no worker serves {run_id} ({placement.where()}): {pending}")
         try:
             async with asyncio.timeout(wait_seconds):
-                await self._until_closed(run_id)
-        except TimeoutError:
+                state: AgentRunState = await self._handle(run_id).execute_update(
+                    Update.HALT,
+                    request,
+                    result_type=AgentRunState,
+                    rpc_timeout=timedelta(seconds=wait_seconds),
+                )
+            return state
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
+            await self._signal_halt(run_id, request)
             raise NoWorkerError(
-                f"no worker acted on the halt of {run_id} within {wait_seconds:g}s "
+                f"no worker answered the halt of {run_id} within {wait_seconds:g}s "
                 f"({placement.where()}): {pending}"
             ) from None
-        return await self.state(run_id)
+        except WorkflowUpdateFailedError as err:
+            reason_ = err.cause.message if hasattr(err.cause, "message") else str(err.cause)
+            raise RunEndedError(f"{run_id}: {reason_}") from None
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise RunEndedError(f"{run_id} has already ended") from None
+            raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
 
-    async def _until_closed(self, run_id: str) -> None:
-        while True:
-            if (await self._describe(run_id)).status is not WorkflowExecutionStatus.RUNNING:
-                return
-            await asyncio.sleep(0.2)
+    async def _signal_halt(self, run_id: str, request: HaltRequest) -> None:
+        try:
+            await self._handle(run_id).signal(Signal.HALT, request)
+        except RPCError as err:
+            if err.status is RPCStatusCode.NOT_FOUND:
+                raise RunEndedError(f"{run_id} has already ended") from None
+            raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
 
     async def _open_placement(self, run_id: str) -> Placement:
         description = await self._describe(run_id)

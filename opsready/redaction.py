@@ -1,187 +1,53 @@
 """Redaction of secrets and personal data, shared by logs, span attributes and metric labels.
 
-One function, `redact`, masks API keys, bearer tokens, passwords, e-mail addresses, phone
-numbers and card numbers in any string, and the whole value of any field whose name is
-sensitive (built in, plus OPSREADY_REDACT_FIELDS). It walks dicts, lists and tuples.
+The rules are one set, in `workflows.redaction` (pure, so workflow code applies them to
+the memo, current details and failure messages it shows): `redact_text` masks API keys,
+bearer tokens, passwords, e-mail addresses, phone numbers and card numbers in any string;
 `find_sensitive` reports the same matches (kind, span, text) for guardrails that decide
-what to do with them; `mask_sensitive` masks a chosen subset.
+what to do with them; `mask_sensitive` masks a chosen subset. `Redactor` adds the field
+names of OPSREADY_REDACT_FIELDS to the built-in sensitive fields, masked whole.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from opsready.settings import LogSettings
-
-MASK = "[REDACTED]"
-
-_SENSITIVE_FIELDS = frozenset(
-    {
-        "api_key",
-        "apikey",
-        "authorization",
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "access_token",
-        "refresh_token",
-        "client_secret",
-        "private_key",
-        "openai_api_key",
-        "sdk_key",
-        "card_number",
-        "cvv",
-        "ssn",
-    }
+from workflows.redaction import (
+    MASK,
+    PII_KINDS,
+    SECRET_KINDS,
+    SENSITIVE_FIELDS,
+    Finding,
+    UserAttribute,
+    find_sensitive,
+    is_sensitive_field,
+    mask_sensitive,
+    pseudonymous_user,
+    redact,
+    redact_text,
 )
 
-
-@dataclass(frozen=True)
-class _Rule:
-    kind: str  # what `find_sensitive` calls a match (see SECRET_KINDS, PII_KINDS)
-    pattern: re.Pattern[str]
-    replacement: str  # what `redact_text` puts instead
-    value_group: int = 0  # the group holding the sensitive value; the rest is kept
-
-
-# Order matters: specific secrets first, then generic shapes.
-_RULES: list[_Rule] = [
-    _Rule(
-        "private_key",
-        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-        MASK,
-    ),
-    _Rule(
-        "auth_header",
-        re.compile(r"(?i)\b(bearer|basic)\s+([A-Za-z0-9._~+/=-]{8,})"),
-        r"\1 " + MASK,
-        2,
-    ),
-    _Rule("api_key", re.compile(r"\b(sk|pk|rk)-(?:[A-Za-z0-9_-]+-)?[A-Za-z0-9_-]{16,}\b"), MASK),
-    _Rule("cloud_key", re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), MASK),
-    _Rule(
-        "access_token",
-        re.compile(r"\b(?:ghp|gho|ghs|github_pat|xox[abpr])_[A-Za-z0-9_-]{16,}\b"),
-        MASK,
-    ),
-    _Rule(
-        "jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), MASK
-    ),
-    _Rule(
-        "credential",
-        re.compile(
-            r"(?i)\b(password|passwd|pwd|secret|api[_-]?key|token|sdk[_-]?key)"
-            r"(\s*[:=]\s*|\s+is\s+)(\"[^\"]*\"|'[^']*'|\S+)"
-        ),
-        r"\1\2" + MASK,
-        3,
-    ),
-    _Rule("email", re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}"), "[EMAIL]"),
+__all__ = [
+    "MASK",
+    "PII_KINDS",
+    "SECRET_KINDS",
+    "Finding",
+    "Redactor",
+    "UserAttribute",
+    "find_sensitive",
+    "mask_sensitive",
+    "pseudonymous_user",
+    "redact_text",
 ]
-_CARD = re.compile(r"\b(?:\d[ -]?){12,18}\d\b")
-_PHONE = re.compile(r"(?<![\w.])\+?\d{1,3}?[ .-]?\(?\d{2,4}\)?[ .-]?\d{3,4}[ .-]?\d{3,4}(?![\w.])")
-
-
-def _luhn_ok(digits: str) -> bool:
-    total, parity = 0, len(digits) % 2
-    for i, ch in enumerate(digits):
-        d = int(ch)
-        if i % 2 == parity:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-def _is_card(text: str) -> bool:
-    digits = re.sub(r"\D", "", text)
-    return 13 <= len(digits) <= 19 and _luhn_ok(digits)
-
-
-def _is_phone(text: str) -> bool:
-    return 8 <= len(re.sub(r"\D", "", text)) <= 15
-
-
-def _mask_card(match: re.Match[str]) -> str:
-    return "[CARD]" if _is_card(match.group(0)) else match.group(0)
-
-
-def _mask_phone(match: re.Match[str]) -> str:
-    return "[PHONE]" if _is_phone(match.group(0)) else match.group(0)
-
-
-def redact_text(text: str) -> str:
-    for rule in _RULES:
-        text = rule.pattern.sub(rule.replacement, text)
-    text = _CARD.sub(_mask_card, text)
-    return _PHONE.sub(_mask_phone, text)
-
-
-SECRET_KINDS = frozenset(
-    {"private_key", "auth_header", "api_key", "cloud_key", "access_token", "jwt", "credential"}
-)
-PII_KINDS = frozenset({"email", "card", "phone"})
-_LABELS = {"email": "[EMAIL]", "card": "[CARD]", "phone": "[PHONE]"}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One sensitive value in a text: its kind, where it is (`text[start:end]`) and what."""
-
-    kind: str
-    span: tuple[int, int]
-    text: str
-
-    @property
-    def is_secret(self) -> bool:
-        return self.kind in SECRET_KINDS
-
-    @property
-    def label(self) -> str:
-        """What `mask_sensitive` writes in its place (the same masks `redact_text` uses)."""
-        return _LABELS.get(self.kind, MASK)
-
-
-def find_sensitive(text: str) -> list[Finding]:
-    """Every secret and personal value `redact_text` would mask, in text order.
-
-    Same rules in the same precedence: where two matches overlap, the earlier rule wins.
-    """
-    found: list[Finding] = []
-
-    def add(kind: str, start: int, end: int) -> None:
-        if not any(start < f.span[1] and f.span[0] < end for f in found):
-            found.append(Finding(kind, (start, end), text[start:end]))
-
-    for rule in _RULES:
-        for match in rule.pattern.finditer(text):
-            add(rule.kind, match.start(rule.value_group), match.end(rule.value_group))
-    for kind, pattern, is_valid in (("card", _CARD, _is_card), ("phone", _PHONE, _is_phone)):
-        for match in pattern.finditer(text):
-            if is_valid(match.group(0)):
-                add(kind, match.start(), match.end())
-    return sorted(found, key=lambda f: f.span)
-
-
-def mask_sensitive(text: str, findings: Iterable[Finding] | None = None) -> str:
-    """`text` with each finding (default: all of them) replaced by its label."""
-    chosen = find_sensitive(text) if findings is None else findings
-    for finding in sorted(chosen, key=lambda f: f.span, reverse=True):
-        start, end = finding.span
-        text = text[:start] + finding.label + text[end:]
-    return text
 
 
 class Redactor:
     """Masks sensitive values; `extra_fields` adds field names to always mask whole."""
 
     def __init__(self, extra_fields: Iterable[str] = ()) -> None:
-        self.fields = _SENSITIVE_FIELDS | {f.strip().lower() for f in extra_fields if f.strip()}
+        self.fields = SENSITIVE_FIELDS | {f.strip().lower() for f in extra_fields if f.strip()}
 
     @classmethod
     def from_env(cls) -> Redactor:
@@ -189,16 +55,7 @@ class Redactor:
         return cls(LogSettings.from_env().redact_fields)
 
     def is_sensitive_field(self, name: str) -> bool:
-        lowered = name.lower()
-        return lowered in self.fields or lowered.rsplit(".", 1)[-1] in self.fields
+        return is_sensitive_field(name, self.fields)
 
     def redact(self, value: Any, field: str | None = None) -> Any:
-        if field is not None and self.is_sensitive_field(field):
-            return MASK
-        if isinstance(value, str):
-            return redact_text(value)
-        if isinstance(value, dict):
-            return {k: self.redact(v, str(k)) for k, v in value.items()}
-        if isinstance(value, list | tuple):
-            return type(value)(self.redact(v) for v in value)
-        return value
+        return redact(value, field, self.fields)

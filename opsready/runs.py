@@ -5,12 +5,24 @@ from its result."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.exceptions import ApplicationError, CancelledError
 from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.errors import OpsreadyError, RunEndedError, RunNotFoundError
+from workflows.contract import Activity, ErrorType
+from workflows.payloads import CloseHaltedInput
 from workflows.types import AgentRunResult, AgentRunState
 
 
@@ -69,3 +81,49 @@ def require_running(status: WorkflowExecutionStatus | None, workflow_id: str) ->
     if status is not WorkflowExecutionStatus.RUNNING:
         ended = status.name.lower() if status else "unknown"
         raise RunEndedError(f"{workflow_id} has already ended ({ended})")
+
+
+# How Temporal closed a run that did not complete (workflows.run_end): the typed result is
+# the failure's first detail, or (Canceled: Temporal keeps no details) the input of the
+# run's close_halted activity.
+_FAILURE_TYPES = {ErrorType.RUN_FAILED, ErrorType.RUN_TIMED_OUT, ErrorType.RUN_BUDGET_EXCEEDED}
+
+
+async def run_result(
+    handle: WorkflowHandle[Any, Any], data_converter: DataConverter = pydantic_data_converter
+) -> AgentRunResult:
+    """The typed result of an ended `AgentRun`, however Temporal closed it: Completed
+    (completed, rejected), Failed (failed, timed out, over budget: the failure's details)
+    or Canceled (halted: the result kept in history, read with `data_converter`, the
+    client's). Waits for the run to end; raises `WorkflowFailureError` for a failure that
+    carries no result."""
+    try:
+        value = await handle.result()
+    except WorkflowFailureError as err:
+        result = await _result_of_failure(handle, err, data_converter)
+        if result is None:
+            raise
+        return result
+    return value if isinstance(value, AgentRunResult) else AgentRunResult.model_validate(value)
+
+
+async def _result_of_failure(
+    handle: WorkflowHandle[Any, Any], err: WorkflowFailureError, data_converter: DataConverter
+) -> AgentRunResult | None:
+    cause = err.cause
+    if isinstance(cause, ApplicationError) and cause.type in _FAILURE_TYPES and cause.details:
+        return AgentRunResult.model_validate(cause.details[0])
+    if not isinstance(cause, CancelledError):
+        return None
+    closing = None
+    async for event in handle.fetch_history_events():
+        scheduled = event.activity_task_scheduled_event_attributes
+        if (
+            event.HasField("activity_task_scheduled_event_attributes")
+            and scheduled.activity_type.name == Activity.CLOSE_HALTED
+        ):
+            closing = scheduled.input.payloads
+    if not closing:
+        return None  # cancelled before the end patch, or terminated mid-way
+    [decoded] = await data_converter.decode(closing, [CloseHaltedInput])
+    return decoded.result if isinstance(decoded, CloseHaltedInput) else None

@@ -29,6 +29,7 @@ from pydantic_settings import (
 
 from opsready.errors import ConfigError, error_parts
 from workflows.contract import DEFAULT_TASK_QUEUE
+from workflows.redaction import UserAttribute
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The flags opsready ships with. Never written: commands and workers use a working copy.
@@ -125,6 +126,14 @@ class Settings(LogSettings):
         default=None, validation_alias=AliasChoices("OPSREADY_OPENAI_API_KEY", "OPENAI_API_KEY")
     )
     model_timeout_seconds: float = Field(default=60.0, gt=0)
+    # A model with a fallback after it gives way after this many failed attempts, or this
+    # many seconds of failing, whichever comes first (the last model: the full retry policy).
+    model_fallback_after_attempts: int = Field(default=3, ge=1)
+    model_fallback_after_seconds: float = Field(default=5.0, gt=0)
+    # How AgentUser (and the start memo) show a run's user id: `pseudonym` hashes ids that
+    # look like personal data (an e-mail address, a phone number...), `hash` every id,
+    # `raw` none.
+    user_attribute: UserAttribute = "pseudonym"
     approval_webhook_url: str | None = None
     # Incidents: where pages go (none: a log line), and where evidence and postmortems stay.
     pager_url: str | None = None

@@ -1,18 +1,48 @@
-"""Human-readable output of the `opsready` CLI (the `--json` forms print the models as is)."""
+"""Human-readable output of the `opsready` CLI; runs are shown `redacted` (text and `--json`)."""
 
 from __future__ import annotations
 
 import json
 import shlex
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.table import Column
 
 from opsready.console import table, table_text
+from opsready.redaction import Redactor
 from opsready.run_workers import PendingCall
 from opsready.runs import RunSummary, state_of
 from workflows.types import AgentRunResult, AgentRunState, PendingApproval, ToolCallRecord
+
+M = TypeVar("M", AgentRunState, AgentRunResult)
+
+
+def redacted(run: M) -> M:
+    """A run's state or result as a person may see it: every free-text value (the answer,
+    reasons, tool arguments, results and errors, comments, safety details) masked by the one
+    redactor. Ids, names and times are left alone (a masked request id could not be
+    approved). The unredacted result stays in history, for the client API."""
+    r = Redactor.from_env().redact
+    data = run.model_dump(mode="json")
+    for key in ("output", "reason"):
+        data[key] = r(data[key])
+    for call in data["tool_calls"]:
+        call.update(
+            arguments=r(call["arguments"]), output=r(call["output"]), error=r(call["error"])
+        )
+    for pending in data.get("pending_approvals", []):
+        pending.update(arguments=r(pending["arguments"]), reason=r(pending["reason"]))
+    for approval in data["approvals"]:
+        approval["comment"] = r(approval["comment"])
+    for event in data["safety_events"]:
+        event["detail"] = r(event["detail"])
+    if data["config"] is not None:
+        data["config"]["flags_degraded"] = r(data["config"]["flags_degraded"])
+    if data["shadow_comparison"] is not None:
+        for side in ("production", "shadow"):
+            data["shadow_comparison"][side]["output"] = r(data["shadow_comparison"][side]["output"])
+    return type(run).model_validate(data)
 
 
 def _args(arguments: dict[str, Any]) -> str:

@@ -109,7 +109,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             print(run_id)
             print(f"  follow it: opsready status {shlex.quote(run_id)}", file=sys.stderr)
         return 0
-    result = await _result_telling_what_it_waits_for(client, run_id)
+    result = render.redacted(await _result_telling_what_it_waits_for(client, run_id))
     if args.json:
         print_json({"run_id": run_id, **result.model_dump(mode="json")})
     else:
@@ -139,7 +139,7 @@ async def _result_telling_what_it_waits_for(client: OpsreadyClient, run_id: str)
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect_client(args, settings)
-    state = await client.state(args.run_id)
+    state = render.redacted(await client.state(args.run_id))
     calls = [] if state.status.is_terminal else await client.pending_calls(args.run_id)
     if args.json:
         print_json({**state.model_dump(mode="json"), "pending_calls": calls})
@@ -185,7 +185,7 @@ async def cmd_halt(args: argparse.Namespace, settings: Settings) -> int:
         args.run_id, reason=args.reason, by=args.by, wait_seconds=args.wait_seconds
     )
     if args.json:
-        print_json(state)
+        print_json(render.redacted(state))
     else:
-        print(f"halt sent to {args.run_id}; it is now {state.status.value}")
+        print(f"halted by {args.by}; {args.run_id} is now {state.status.value}")
     return 0

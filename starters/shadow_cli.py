@@ -17,6 +17,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 
 from opsready.errors import OpsreadyError
 from opsready.names import is_known_agent, unknown_agent
+from opsready.runs import run_result
 from opsready.settings import Settings
 from starters.cli_common import (
     JSON_OUTPUT,
@@ -29,6 +30,12 @@ from starters.cli_common import (
 )
 from workflows.contract import AGENT_RUN_WORKFLOW
 from workflows.types import AgentRunResult, ShadowComparison
+
+_ENDED = (
+    WorkflowExecutionStatus.COMPLETED,
+    WorkflowExecutionStatus.FAILED,
+    WorkflowExecutionStatus.CANCELED,
+)
 
 _FETCH_CONCURRENCY = 16
 
@@ -91,14 +98,16 @@ async def shadow_comparisons(
     ids = [
         execution.id
         async for execution in client.list_workflows(query, limit=limit)
-        if execution.status == WorkflowExecutionStatus.COMPLETED
+        # A shadow that failed or was halted compared too (workflows.run_end: closed Failed
+        # or Canceled, its result kept in history).
+        if execution.status in _ENDED
     ]
     gate = asyncio.Semaphore(_FETCH_CONCURRENCY)
 
     async def fetch(run_id: str) -> ShadowComparison | None:
         async with gate:
             handle = client.get_workflow_handle(run_id, result_type=AgentRunResult)
-            result: AgentRunResult = await handle.result()
+            result = await run_result(handle, client.data_converter)
             return result.shadow_comparison
 
     results = await asyncio.gather(*(fetch(run_id) for run_id in ids))

@@ -34,6 +34,7 @@ from activities.models.local import LocalProvider
 from activities.notify import NotifyActivities
 from activities.outcomes import OutcomeStore
 from activities.rollout import RolloutActivities
+from activities.runs import close_halted
 from activities.shadow import ShadowActivities
 from activities.slo import SloActivities
 from activities.tools.activity import ToolActivities
@@ -123,6 +124,7 @@ def build_activities(
         incidents.record_timings,
         RunbookActions(settings).run_step,
         EvidenceActivities(settings).gather_evidence,
+        close_halted,  # with the worker's own client, like the ramp
     ]
 
 

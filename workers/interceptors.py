@@ -19,18 +19,24 @@ from temporalio.worker import (
 )
 
 
+def _get(value: Any, name: str) -> Any:
+    """A field of a payload: a model, or the plain JSON object `AgentRun` itself receives
+    (it validates its request in workflow code, workflows.inputs)."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name, None)
+
+
 def _run_fields(arg: Any) -> dict[str, Any]:
     """What an opsready activity or workflow input says about its run."""
-    context = getattr(arg, "context", None)
+    context = _get(arg, "context")
     fields = {
-        "agent": getattr(arg, "agent", None),
-        "user_id": getattr(context or arg, "user_id", None),
-        "tenant_id": getattr(context or arg, "tenant_id", None),
-        "variant": getattr(context, "variant", None),
-        "build_id": getattr(context, "build_id", None),
-        "agent_version": getattr(context, "agent_version", None),
+        "agent": _get(arg, "agent"),
+        "user_id": _get(context or arg, "user_id"),
+        "tenant_id": _get(context or arg, "tenant_id"),
+        "variant": _get(context, "variant"),
+        "build_id": _get(context, "build_id"),
+        "agent_version": _get(context, "agent_version"),
     }
-    return {key: value for key, value in fields.items() if value is not None}
+    return {key: value for key, value in fields.items() if isinstance(value, str) and value}
 
 
 class _ActivityInbound(ActivityInboundInterceptor):

@@ -6,7 +6,9 @@ watches the global and per-agent switches and, when one turns on, sends `halt` t
 run it covers: directly (one signal per run, concurrently) up to `direct_limit` runs, else
 with one Temporal batch operation by visibility query. Halt is idempotent, so several
 workers halting the same runs is harmless. Tool switches are not listened to: runs refuse a
-killed tool themselves before calling it.
+killed tool themselves before calling it. When the switches cannot be read (flag data not
+trustworthy, a value that is not a boolean), the listener logs it once per episode and
+counts a `kill_switch_unknown` safety event; runs fail closed on their own checks.
 """
 
 from __future__ import annotations
@@ -35,7 +37,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from activities.flags import FlagClient, evaluation_context
 from opsready.agents import list_agents
 from opsready.settings import Settings
-from workflows.contract import AGENT_RUN_WORKFLOW, KILL_SWITCH, Signal, kill_switch_key
+from opsready.telemetry import Telemetry
+from workflows.contract import (
+    AGENT_RUN_WORKFLOW,
+    KILL_SWITCH,
+    SafetyKind,
+    Signal,
+    kill_switch_key,
+)
 from workflows.types import HaltRequest
 
 log = structlog.get_logger("opsready.kill_switch")
@@ -107,8 +116,11 @@ class KillSwitchListener:
         task_queue: str | None = None,
         direct_limit: int = DIRECT_LIMIT,
         batch_rps: float = BATCH_RPS,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._client = client
+        self._telemetry = telemetry
+        self._unknown: str | None = None  # why the switches cannot be read, while they cannot
         self._settings = settings
         self._flags = flags
         self._agents = agents
@@ -118,6 +130,7 @@ class KillSwitchListener:
         self._switches: dict[str, _Switch] = {}
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()  # set from the SDK's flag-change listener
+        self._unreadable: list[str] = []  # switches whose value is not a boolean (last tick)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -178,6 +191,7 @@ class KillSwitchListener:
     async def tick(self) -> None:
         """Evaluate every switch once and start the halts that are owed."""
         values = await asyncio.to_thread(self._evaluate)
+        self._note_unknown(self._flags.unavailable(), self._unreadable)
         for flag in set(self._switches) - set(values):
             del self._switches[flag]  # an agent that is gone
         now = time.monotonic()
@@ -212,10 +226,27 @@ class KillSwitchListener:
             if _SAFE_NAME.match(agent):
                 scopes[kill_switch_key(agent=agent)] = (agent, agent)
         values: dict[str, tuple[bool, str]] = {}
+        self._unreadable = []
         for flag, (scope, context_key) in scopes.items():
             check = self._flags.evaluate(flag, evaluation_context(context_key), False)
             values[flag] = (check.value is True, open_runs_query(scope, self._task_queue))
+            if not isinstance(check.value, bool):
+                self._unreadable.append(f"{flag} is {check.value!r}, not true or false")
         return values
+
+    def _note_unknown(self, unavailable: str | None, unreadable: list[str]) -> None:
+        """Log once per episode that the switches cannot be read, and count it."""
+        problems = [p for p in (unavailable, *unreadable) if p]
+        why = "; ".join(problems) or None
+        if why is not None and self._unknown is None:
+            log.error("kill switches unknown: new runs and destructive tools are refused", why=why)
+            if self._telemetry is not None:
+                self._telemetry.instruments.safety_events.add(
+                    1, {"kind": SafetyKind.KILL_SWITCH_UNKNOWN.value}
+                )
+        elif why is None and self._unknown is not None:
+            log.info("kill switches readable again")
+        self._unknown = why
 
     # --- halting --------------------------------------------------------------------------
 

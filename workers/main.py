@@ -48,7 +48,7 @@ async def run_worker(
             settings, namespace=client.namespace, telemetry=telemetry, flags=flags
         ),
     )
-    async with worker, KillSwitchListener(client, settings, flags):
+    async with worker, KillSwitchListener(client, settings, flags, telemetry=telemetry):
         log.info(
             "worker started",
             task_queue=settings.task_queue,

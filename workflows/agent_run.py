@@ -12,27 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from workflows import calls, shadow, visibility
+from workflows import calls, inputs, model_turns, run_end, shadow, visibility
 from workflows.approvals import ApprovalBook
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
 from workflows.payloads import (
     ChatMessage,
     KillSwitchCheck,
     KillSwitchInput,
-    ModelCallInput,
-    ModelCallResult,
-    ModelChoice,
     NotifyApproversInput,
     ResolveConfigInput,
     RunCheckpoint,
     RunConfig,
 )
-from workflows.policy import add_usage, budget_breach
+from workflows.policy import budget_breach
+from workflows.run_end import END_PATCH
 from workflows.run_record import RunRecord, build_id
 from workflows.tool_calls import ToolCalls
 from workflows.types import (
@@ -51,40 +50,65 @@ from workflows.types import (
 # "Changing workflow code"), so runs recorded before it still replay.
 KILL_SWITCH_PATCH = "kill-switch-checks"
 HALT_PATCH = "halt-stops-at-once"
+# A malformed `halt` signal halts (before: the SDK dropped it). Asked only when one lands.
+SIGNAL_PATCH = "malformed-halt-halts"
+# A kill-switch check that fails (any failure, not only an ActivityError: see
+# `kill_switch`) is an unknown switch: fail closed. Asked only when such a failure lands.
+KILL_SWITCH_FAILURE_PATCH = "kill-switch-failure-unchecked"
+# Runs with no config (config error, invalid request) show AgentUser pseudonymised.
+USER_ATTRIBUTE_PATCH = "agent-user-pseudonym"
 _EMPTY_ANSWER_FEEDBACK = "Your last answer was empty. Answer the user, or call a tool."
 
 
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
 class AgentRunWorkflow:
     @workflow.init
-    def __init__(self, request: AgentRunRequest) -> None:
+    def __init__(self, *args: Any) -> None:
+        # Any payload starts a run (workflows.inputs): a bad request ends it in `run`.
+        request, self._invalid_request = inputs.decode_request(args)
         self._request = request
         checkpoint = request.checkpoint
         self._config: RunConfig | None = checkpoint.config if checkpoint else None
         self._messages: list[ChatMessage] = checkpoint.messages if checkpoint else []
         state = checkpoint.state if checkpoint else AgentRunState(agent=request.agent)
         self._record = RunRecord(request, state)
+        if self._config is not None:
+            self._record.user_attribute = self._config.user_attribute
         self._deadline = checkpoint.deadline if checkpoint else None
         self._halt: HaltRequest | None = None
         self._approvals = ApprovalBook(state, requester=request.user_id)
         self._production: ComparedRun | None = None  # a shadow run's production twin
+        self._closes_in_temporal_terms = False
+        if request.shadow_of is not None:
+            # Internal: registered on shadow runs only, so the UI's Signal form offers it
+            # nowhere else (a class-level handler is listed on every run).
+            workflow.set_signal_handler(Signal.PRODUCTION_RESULT, self._production_result)
 
-    # --- public handlers ------------------------------------------------------------------
+    # --- public handlers (for people: docs/decisions.md, "Signals and updates") -----------
 
-    @workflow.query(name=Query.STATE)
+    @workflow.query(name=Query.STATE, description="Where the run stands (AgentRunState).")
     def state(self) -> AgentRunState:
         return self._record.state
 
-    @workflow.signal(name=Signal.APPROVAL_DECISION)
-    def approval_decision(self, decision: ApprovalDecision) -> None:
+    @workflow.signal(
+        name=Signal.APPROVAL_DECISION,
+        description='{"approved": true, "approver": "NAME", "comment": "...", '
+        '"request_id": "..."} (request_id optional with one pending approval)',
+    )
+    def approval_decision(self, *args: Any) -> None:
+        # A signal cannot be refused: a malformed or refused decision is a safety event,
+        # and the approval stays pending.
+        decision, problem = inputs.decode(ApprovalDecision, args)
+        if decision is None:
+            self._record.safety(SafetyKind.INVALID_SIGNAL, f"approval_decision: {problem}")
+            return
         try:
             self._approvals.accept(decision, self._config)
         except ValueError as err:
-            # A signal cannot be refused: log it and keep it as a safety event instead.
             workflow.logger.warning("approval signal ignored: %s", err)
             self._record.safety(SafetyKind.INVALID_APPROVAL, str(err))
 
-    @workflow.update(name=Update.DECIDE)
+    @workflow.update(name=Update.DECIDE, description="An approval decision, validated.")
     async def decide(self, decision: ApprovalDecision) -> AgentRunState:
         request_id = self._approvals.accept(decision, self._config)
         await workflow.wait_condition(lambda: not self._approvals.is_pending(request_id))
@@ -94,26 +118,85 @@ class AgentRunWorkflow:
     def _validate_decide(self, decision: ApprovalDecision) -> None:
         self._approvals.check(decision, self._config)
 
-    @workflow.signal(name=Signal.HALT)
-    def halt(self, request: HaltRequest) -> None:
+    @workflow.signal(
+        name=Signal.HALT,
+        description='{"reason": "...", "by": "NAME"}: stop the run now (a malformed one too)',
+    )
+    def halt(self, *args: Any) -> None:
+        request, problem = inputs.decode(HaltRequest, args)
+        if request is None:
+            if not workflow.patched(SIGNAL_PATCH):
+                return  # recorded before: the SDK dropped a malformed halt
+            # Stopping is always safe: a malformed halt still halts, and says what was wrong.
+            self._record.safety(SafetyKind.INVALID_SIGNAL, f"halt: {problem}; halted anyway")
+            by = inputs.text_field(args, "by") or "unknown"
+            request = HaltRequest(reason=f"halt with no valid reason ({problem})"[:2000], by=by)
+        self._accept_halt(request)
+
+    @workflow.update(
+        name=Update.HALT, description="Stop the run now; answers with its state once halted."
+    )
+    async def halt_update(self, request: HaltRequest) -> AgentRunState:
+        self._accept_halt(request)
+        await workflow.wait_condition(lambda: self._record.state.status.is_terminal)
+        return self._record.state
+
+    @halt_update.validator
+    def _validate_halt(self, request: HaltRequest) -> None:
+        status = self._record.state.status
+        if status.is_terminal:
+            raise ValueError(f"the run has already ended ({status.value})")
+
+    def _accept_halt(self, request: HaltRequest) -> None:
         if self._halt is None and not self._record.state.status.is_terminal:
             self._halt = request
 
-    @workflow.signal(name=Signal.PRODUCTION_RESULT)
-    def production_result(self, summary: ComparedRun) -> None:
+    def _production_result(self, summary: ComparedRun) -> None:
         """Sent by a production run to its shadow twin when it ends."""
-        if self._request.shadow_of is not None:
-            self._production = summary
+        self._production = summary
 
     # --- the run --------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, request: AgentRunRequest) -> AgentRunResult:
+    async def run(self, *args: Any) -> AgentRunResult:
+        record = self._record
+        if self._invalid_request is not None:
+            # Within the first workflow task: no activity, no outcome (no agent ran), and no
+            # user shown (the stand-in request has none).
+            record.finish(RunStatus.FAILED, StopReason.INVALID_REQUEST, self._invalid_request)
+            self._closes_in_temporal_terms = workflow.patched(END_PATCH)
+            return await self._close()
+        try:
+            await self._run_to_end(self._request)
+        except asyncio.CancelledError:
+            if not self._cancellation_is_halt():
+                raise
+            if not record.state.status.is_terminal:  # before the drive (config, shadow)
+                if self._config is None:
+                    self._pseudonymise_without_config()
+                record.finish(RunStatus.HALTED, StopReason.HALT, self._halt_reason())
+        self._closes_in_temporal_terms = workflow.patched(END_PATCH)
+        if self._config is not None:
+            try:
+                await shadow.after_end(record, self._config, lambda: self._production)
+            except asyncio.CancelledError:
+                if not self._cancellation_is_halt():
+                    raise  # the run had ended: a late cancellation skips the comparison
+        if self._closes_in_temporal_terms:
+            await run_end.despite_cancellation(record.record_outcome(), self._cancellation_is_halt)
+        else:
+            await record.record_outcome()
+        return await self._close()
+
+    async def _run_to_end(self, request: AgentRunRequest) -> None:
+        """Resolve the config, start a shadow, then drive the loop until it ends, a halt
+        comes in or the run's deadline passes."""
         record, state = self._record, self._record.state
         if self._config is None:
             self._config = await self._resolve_config()
             if self._config is None:
-                return record.result()
+                return
+            record.user_attribute = self._config.user_attribute
             state.config = visibility.config_summary(self._config, build_id())
             state.started_at = workflow.now()
             if self._config.flags_degraded:
@@ -136,10 +219,15 @@ class AgentRunWorkflow:
             if remaining <= 0:
                 raise TimeoutError
             await workflow.wait_condition(
-                lambda: drive.done() or self._halt is not None, timeout=remaining
+                lambda: drive.done() or self._halt is not None,
+                timeout=remaining,
+                timeout_summary="run timeout",
             )
         except TimeoutError:
             pass
+        except asyncio.CancelledError:
+            if not self._cancellation_is_halt():
+                raise
         if drive.done():
             drive.result()  # re-raises continue-as-new
         else:
@@ -147,16 +235,38 @@ class AgentRunWorkflow:
             with contextlib.suppress(asyncio.CancelledError):
                 await drive
             if self._halt is not None:
-                halt = self._halt
-                reason = f"halted by {halt.by}: {halt.reason}"
-                record.finish(RunStatus.HALTED, StopReason.HALT, reason)
+                record.finish(RunStatus.HALTED, StopReason.HALT, self._halt_reason())
             else:
                 budget = self._config.budgets.run_timeout_seconds
                 reason = f"run timeout of {budget:g}s reached"
                 record.finish(RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT, reason)
-        await shadow.after_end(record, self._config, lambda: self._production)
-        await record.record_outcome()
-        return record.result()
+
+    # --- how the run closes (workflows.run_end) --------------------------------------------
+
+    def _cancellation_is_halt(self) -> bool:
+        """A Temporal cancellation request (the UI's "Request Cancellation", `temporal
+        workflow cancel`) halts the run like the `halt` signal; runs recorded before the
+        end patch let it cancel them at once, as the SDK does by default."""
+        if workflow.cancellation_reason() is None or not workflow.patched(END_PATCH):
+            return False
+        self._closes_in_temporal_terms = True
+        if self._halt is None:
+            self._halt = run_end.halt_for_cancellation()
+        return True
+
+    def _halt_reason(self) -> str:
+        halt = self._halt
+        return f"halted by {halt.by}: {halt.reason}" if halt else "halted"
+
+    async def _close(self) -> AgentRunResult:
+        result = self._record.result()
+        if not self._closes_in_temporal_terms:
+            return result
+        return await run_end.close(result)
+
+    def _pseudonymise_without_config(self) -> None:
+        if workflow.patched(USER_ATTRIBUTE_PATCH):
+            self._record.user_attribute = "pseudonym"
 
     async def _drive(self, config: RunConfig) -> None:
         record, state = self._record, self._record.state
@@ -168,12 +278,15 @@ class AgentRunWorkflow:
                 record.finish(RunStatus.BUDGET_EXCEEDED, *breach)
                 return
             await self._maybe_continue_as_new(config)
-            killed = await self.kill_switch(config, None)
-            if killed is not None:
-                record.end_by_kill_switch(killed)
+            check = await self.kill_switch(config, None)
+            if check is not None and check.is_killed:
+                record.end_by_kill_switch(check)
+                return
+            if check is not None and state.step == 0:
+                record.refuse_new_run(check)  # unknown: a new run is refused
                 return
             state.step += 1
-            turn = await self._call_model(config)
+            turn = await model_turns.next_turn(self, record, config, self._messages)
             if turn is None:
                 return
             self.stop_if_halted()
@@ -213,50 +326,11 @@ class AgentRunWorkflow:
                 )
             )
         except ActivityError as err:
+            if self._cancellation_is_halt():
+                raise asyncio.CancelledError from None
+            self._pseudonymise_without_config()
             self._record.finish(RunStatus.FAILED, StopReason.CONFIG_ERROR, calls.cause(err))
-            await self._record.record_outcome()
-            return None
-
-    async def _call_model(self, config: RunConfig) -> ModelCallResult | None:
-        """The model's next turn: the primary model, then each fallback in turn when a call
-        fails for good (a `model_fallback` safety event each). None: all failed, run over."""
-        record, failures = self._record, []
-        for index, choice in enumerate(config.models):
-            try:
-                turn = await self._model_activity(config, choice)
-            except ActivityError as err:
-                self.stop_if_halted()  # a halt's cancellation arrives as an activity error
-                cause = calls.cause(err)
-                failures.append(f"fallback {choice.model}: {cause}" if index else cause)
-                if index + 1 < len(config.models):
-                    detail = f"{choice.model} failed ({cause}); trying fallback"
-                    record.safety(SafetyKind.MODEL_FALLBACK, detail)
-                continue
-            usage = record.state.usage
-            record.state.usage = add_usage(
-                usage, choice.price, turn.input_tokens, turn.output_tokens
-            )
-            record.upsert_visibility()
-            return turn
-        reason = f"model call failed: {'; '.join(failures)}"
-        record.finish(RunStatus.FAILED, StopReason.MODEL_ERROR, reason)
-        return None
-
-    async def _model_activity(self, config: RunConfig, choice: ModelChoice) -> ModelCallResult:
-        return await calls.chat(
-            ModelCallInput(
-                run_id=workflow.info().workflow_id,
-                agent=config.agent,
-                step=self._record.state.step,
-                model=choice,
-                prompt_version=config.prompt_version,
-                messages=self._messages,
-                tools=config.tools,
-                max_output_tokens=config.max_output_tokens,
-                context=self._record.context(),
-            ),
-            config.model_timeout_seconds,
-        )
+            return None  # the outcome is recorded as every run's, in `run`
 
     async def _maybe_continue_as_new(self, config: RunConfig) -> None:
         info = workflow.info()
@@ -289,20 +363,44 @@ class AgentRunWorkflow:
             raise asyncio.CancelledError
 
     async def kill_switch(self, config: RunConfig, tool: str | None) -> KillSwitchCheck | None:
-        """The kill switch that covers this call, if one is on (checked before every call)."""
+        """The kill-switch check before a call: None when the call may go ahead, else a check
+        that is on (`is_killed`) or could not be read (`is_unknown`: the caller refuses a new
+        run or a destructive tool, and the run is marked `flags_degraded`)."""
         if not workflow.patched(KILL_SWITCH_PATCH):
             return None
         try:
             check = await calls.check_kill_switch(
                 KillSwitchInput(agent=config.agent, tool=tool, context=self._record.context())
             )
-        except ActivityError as err:
+        except FailureError as err:
+            # temporalio 1.35 hands a failed local activity over unwrapped: an
+            # ApplicationError when it raised (every time), and a bare TimeoutError when it
+            # timed out, on replay (an ActivityError the first time). Catching only
+            # ActivityError failed such runs, and failed their replay.
             self.stop_if_halted()
-            # Flags unreachable: the batch halt by the flag listener is the backstop.
-            self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, calls.cause(err))
-            return None
+            return self._unchecked(err)
         self.stop_if_halted()
-        return check if check.is_killed else None
+        if check.is_killed:
+            return check
+        if check.is_unknown:
+            self._record.switch_unknown(check)
+            return check
+        return None
+
+    def _unchecked(self, err: FailureError) -> KillSwitchCheck | None:
+        detail = calls.cause(err) if isinstance(err, ActivityError) else str(err)
+        if workflow.patched(KILL_SWITCH_FAILURE_PATCH):
+            self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, detail)
+            check = KillSwitchCheck(
+                is_killed=False, is_unknown=True, reason=f"kill switch not checked: {detail}"
+            )
+            self._record.switch_unknown(check)
+            return check
+        if isinstance(err, ApplicationError):
+            raise err  # recorded before the patch: the run failed here
+        # Recorded before the patch: flags unreachable, the listener's batch halt the backstop.
+        self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, detail)
+        return None
 
     async def notify(
         self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool

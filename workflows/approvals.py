@@ -73,8 +73,12 @@ class ApprovalGate:
     async def _round(self, round_: ApprovalRound, *, is_escalation: bool) -> bool:
         if self._notify is not None:
             await self._notify(round_.recipients, is_escalation)
+        # The label shows on the timer in the UI's event history (else "1 (1d)").
+        label = "escalation timeout" if is_escalation else "approval timeout"
         try:
-            await workflow.wait_condition(self._is_decided, timeout=round_.timeout_seconds)
+            await workflow.wait_condition(
+                self._is_decided, timeout=round_.timeout_seconds, timeout_summary=label
+            )
         except TimeoutError:
             return False
         return True

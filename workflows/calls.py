@@ -15,11 +15,13 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from workflows.contract import Activity, ErrorType
 from workflows.payloads import (
+    CloseHaltedInput,
     CompareShadowInput,
     KillSwitchCheck,
     KillSwitchInput,
     ModelCallInput,
     ModelCallResult,
+    ModelRetryBudget,
     NotifyApproversInput,
     ResolveConfigInput,
     RunConfig,
@@ -33,12 +35,16 @@ CONFIG_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=[ErrorType.UNKNOWN_AGENT, ErrorType.INVALID_AGENT_DEFINITION],
 )
+_MODEL_NON_RETRYABLE = [ErrorType.MODEL_REQUEST_REJECTED, ErrorType.UNKNOWN_MODEL_PROVIDER]
 MODEL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=6,
-    non_retryable_error_types=[ErrorType.MODEL_REQUEST_REJECTED, ErrorType.UNKNOWN_MODEL_PROVIDER],
+    non_retryable_error_types=_MODEL_NON_RETRYABLE,
 )
+# A model's calls heartbeat every second: a dead worker's call is retried, and a halt's
+# cancellation reaches the HTTP call, within this (or the call's timeout, if shorter).
+MODEL_HEARTBEAT = timedelta(seconds=10)
 TOOL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=30),
@@ -46,6 +52,8 @@ TOOL_RETRY = RetryPolicy(
     non_retryable_error_types=[ErrorType.UNKNOWN_TOOL],
 )
 SIDE_RETRY = RetryPolicy(maximum_attempts=3)
+KILL_SWITCH_TIMEOUT = timedelta(seconds=5)
+KILL_SWITCH_RETRY = SIDE_RETRY
 
 
 def cause(err: ActivityError) -> str:
@@ -84,13 +92,39 @@ async def resolve_config(request: ResolveConfigInput) -> RunConfig:
     return config
 
 
+def model_retry(budget: ModelRetryBudget | None) -> RetryPolicy:
+    """The retry policy of one model call: the full policy for the last model, else one
+    bounded by its budget, where a timed-out attempt is not retried (the fallback is the
+    retry). Backoff and its jitter come from the activity (`next_retry_delay`): Temporal's
+    policy has no jitter, so its intervals here only pace failures the activity cannot
+    report (a lost worker)."""
+    if budget is None:
+        return MODEL_RETRY
+    return RetryPolicy(
+        initial_interval=timedelta(seconds=0.5),
+        maximum_interval=timedelta(seconds=max(budget.max_seconds, 0.5)),
+        maximum_attempts=budget.max_attempts,
+        non_retryable_error_types=[*_MODEL_NON_RETRYABLE, ErrorType.MODEL_TIMEOUT],
+    )
+
+
 async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResult:
+    """One model turn. The provider cuts a hanging call at `timeout_seconds`; the activity's
+    own limit is a little longer, so the provider's clearer error arrives first. A model with
+    a budget (`request.fallback_after`) also stops retrying when the budget is spent, via
+    the activity (which knows its attempts' times) and, as a backstop, schedule-to-close."""
+    budget = request.fallback_after
+    timeout = timedelta(seconds=timeout_seconds + 5)
     turn: ModelCallResult = await workflow.execute_activity(
         Activity.MODEL_CHAT,
         request,
         result_type=ModelCallResult,
-        start_to_close_timeout=timedelta(seconds=timeout_seconds + 5),
-        retry_policy=MODEL_RETRY,
+        start_to_close_timeout=timeout,
+        schedule_to_close_timeout=(
+            None if budget is None else timeout + timedelta(seconds=budget.max_seconds)
+        ),
+        heartbeat_timeout=min(timeout, MODEL_HEARTBEAT),
+        retry_policy=model_retry(budget),
         summary=f"model {request.model.model} (step {request.step})",
     )
     return turn
@@ -140,11 +174,21 @@ async def check_kill_switch(request: KillSwitchInput) -> KillSwitchCheck:
         Activity.CHECK_KILL_SWITCH,
         request,
         result_type=KillSwitchCheck,
-        start_to_close_timeout=timedelta(seconds=5),
-        retry_policy=SIDE_RETRY,
+        start_to_close_timeout=KILL_SWITCH_TIMEOUT,
+        retry_policy=KILL_SWITCH_RETRY,
         summary=f"kill switch {request.tool or request.agent}",
     )
     return check
+
+
+async def close_halted(request: CloseHaltedInput) -> None:
+    await workflow.execute_activity(
+        Activity.CLOSE_HALTED,
+        request,
+        start_to_close_timeout=timedelta(seconds=15),
+        retry_policy=SIDE_RETRY,
+        summary="close as cancelled (halted)",
+    )
 
 
 async def compare_shadow(request: CompareShadowInput) -> ShadowComparison:

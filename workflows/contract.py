@@ -29,6 +29,11 @@ class Query(StrEnum):
 
 
 class Signal(StrEnum):
+    """Signals for people: `approval_decision`, `halt` (AgentRun) and `abort` (CanaryRollout),
+    listed in the Temporal UI's Signal form. `production_result` is internal (a production
+    run to its shadow twin) and registered only on shadow runs, so the UI offers it nowhere
+    else."""
+
     APPROVAL_DECISION = "approval_decision"
     HALT = "halt"
     ABORT = "abort"  # CanaryRollout: roll back now
@@ -36,6 +41,8 @@ class Signal(StrEnum):
 
 
 class Update(StrEnum):
+    """Updates: the signals' confirmed twins (validated, answered with the new state)."""
+
     DECIDE = "decide"
     # Incident: a person acknowledges, notes, runs a runbook step, resolves; a repeated
     # alert joins the open incident.
@@ -44,6 +51,7 @@ class Update(StrEnum):
     RUN_STEP = "run_step"
     RESOLVE = "resolve"
     JOIN = "join"
+    HALT = "halt"
 
 
 # --- activities -----------------------------------------------------------------------------
@@ -59,6 +67,8 @@ class Activity(StrEnum):
     NOTIFY_APPROVERS = "opsready.approval.notify"
     RECORD_OUTCOME = "opsready.outcome.record"
     CHECK_KILL_SWITCH = "opsready.flags.kill_switch"
+    # A halted run asks Temporal to cancel it (so it closes Canceled), its result as input.
+    CLOSE_HALTED = "opsready.run.close_halted"
     COMPARE_SHADOW = "opsready.shadow.compare"
     ROLLOUT_SET_PERCENT = "rollout.set_percent"
     ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
@@ -96,6 +106,10 @@ class ErrorType(StrEnum):
     INVALID_INCIDENT_CONFIG = "InvalidIncidentConfig"
     PAGE_REJECTED = "PageRejected"  # the pager refused the page: URL, key or format
     RUNBOOK_STEP_FAILED = "RunbookStepFailed"
+    # How AgentRun itself fails (the typed AgentRunResult is the failure's first detail).
+    RUN_FAILED = "AgentRunFailed"
+    RUN_TIMED_OUT = "AgentRunTimedOut"
+    RUN_BUDGET_EXCEEDED = "AgentRunBudgetExceeded"
 
 
 # --- safety events --------------------------------------------------------------------------
@@ -108,6 +122,7 @@ class SafetyKind(StrEnum):
     FLAGS_DEGRADED_REFUSAL = "flags_degraded_refusal"
     KILL_SWITCH = "kill_switch"
     KILL_SWITCH_UNCHECKED = "kill_switch_unchecked"
+    KILL_SWITCH_UNKNOWN = "kill_switch_unknown"  # a worker's listener cannot read the switches
     EMPTY_ANSWER = "empty_answer"
     MODEL_FALLBACK = "model_fallback"
     INVALID_TOOL_CALL = "invalid_tool_call"
@@ -115,6 +130,7 @@ class SafetyKind(StrEnum):
     TOOL_FAILED = "tool_failed"
     APPROVAL_ESCALATED = "approval_escalated"
     INVALID_APPROVAL = "invalid_approval"
+    INVALID_SIGNAL = "invalid_signal"  # a signal whose payload could not be read
     NOTIFICATION_FAILED = "notification_failed"
     SHADOW_NOT_STARTED = "shadow_not_started"
 

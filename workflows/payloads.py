@@ -14,8 +14,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.contract import KillSwitchScope, kill_switch_scope
+from workflows.redaction import UserAttribute
 from workflows.types import (
     AgentRunRequest,
+    AgentRunResult,
     AgentRunState,
     ApprovalRecord,
     Candidate,
@@ -92,6 +94,16 @@ class ModelChoice(_Model):
         return self.model.split("/", 1)[1]
 
 
+class ModelRetryBudget(_Model):
+    """How long a model with a fallback after it may keep failing before the fallback takes
+    over: whichever comes first of `max_attempts` failed attempts and `max_seconds` since the
+    first attempt (a hanging call is cut there too). The last model of the list gets the
+    full model retry policy."""
+
+    max_attempts: int = Field(default=3, ge=1)
+    max_seconds: float = Field(default=5.0, gt=0)
+
+
 class RunConfig(_Model):
     """Everything a run needs, resolved once by an activity and recorded in history."""
 
@@ -112,6 +124,10 @@ class RunConfig(_Model):
     flags_degraded: str | None = None  # why flag defaults were used, when they were
     shadow: Candidate | None = None  # this production run starts a shadow with the candidate
     is_shadow: bool = False
+    # Configs recorded before these fields read as the behaviour of their time: the user id
+    # shown as it is, and each model with the full model retry policy.
+    user_attribute: UserAttribute = "raw"  # how AgentUser shows the user id
+    model_retry: ModelRetryBudget | None = None  # each model's budget before its fallback
 
     @model_validator(mode="before")
     @classmethod
@@ -171,6 +187,9 @@ class KillSwitchCheck(_Model):
     flag: str | None = None
     scope: KillSwitchScope | None = None  # what the switch that is on covers
     reason: str | None = None
+    # No switch is on, but one could not be read (flag data unavailable or unreadable, a
+    # value that is not a boolean): fail closed, `reason` says why.
+    is_unknown: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -209,6 +228,9 @@ class ModelCallInput(_Model):
     tools: list[ToolSpec]
     max_output_tokens: int
     context: RunContext = Field(default_factory=RunContext)
+    # Set when a fallback follows this model: how long it may keep failing (None: the full
+    # model retry policy).
+    fallback_after: ModelRetryBudget | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -281,6 +303,19 @@ class RunOutcome(_Model):
     flag_variations: dict[str, int] = Field(default_factory=dict)  # flag key -> variation
     build_id: str | None = None
     is_shadow: bool = False
+
+
+class CloseHaltedInput(_Model):
+    """A halted run closing as Canceled: this run (not a later one of the same id) is asked
+    to cancel unless a cancellation was requested already. Its `result` is here so it stays
+    in history: Temporal keeps no details on a cancelled close (core-based SDKs drop them,
+    temporalio/sdk-rust#1463), and `opsready.client` reads the result back from this input."""
+
+    workflow_id: str
+    run_id: str
+    request_cancel: bool
+    reason: str
+    result: AgentRunResult
 
 
 class CompareShadowInput(_Model):

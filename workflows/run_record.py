@@ -14,6 +14,7 @@ from temporalio.exceptions import ActivityError
 from workflows import calls, visibility
 from workflows.contract import SafetyKind
 from workflows.payloads import KillSwitchCheck, RunContext, ToolCallRequest
+from workflows.redaction import UserAttribute
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -29,6 +30,9 @@ class RunRecord:
     def __init__(self, request: AgentRunRequest, state: AgentRunState) -> None:
         self.request = request
         self.state = state
+        # How AgentUser shows the user id: the run's config says once it is resolved.
+        self.user_attribute: UserAttribute = "raw"
+        self._has_unknown_switch = False
 
     def context(self) -> RunContext:
         """Who the run is for and which code and configuration it runs: on every activity."""
@@ -66,6 +70,25 @@ class RunRecord:
         self.safety(SafetyKind.KILL_SWITCH, check.reason or "kill switch on")
         self.finish(RunStatus.HALTED, StopReason.KILL_SWITCH, f"{verb}: {check.reason}")
 
+    def switch_unknown(self, check: KillSwitchCheck) -> None:
+        """A kill switch could not be read: mark the run `flags_degraded` (state, memo and a
+        safety event), once; the caller refuses what an unknown switch forbids."""
+        if self._has_unknown_switch:
+            return
+        self._has_unknown_switch = True
+        why = check.reason or "a kill switch could not be read"
+        config = self.state.config
+        if config is not None:
+            config.flags_degraded = "; ".join(filter(None, [config.flags_degraded, why]))
+        self.safety(SafetyKind.FLAGS_DEGRADED, why)
+        self.upsert_visibility()
+
+    def refuse_new_run(self, check: KillSwitchCheck) -> None:
+        """A new run while a kill switch's state is unknown: refused, like a killed agent's."""
+        why = check.reason or "a kill switch could not be read"
+        self.safety(SafetyKind.FLAGS_DEGRADED_REFUSAL, f"run refused: {why}")
+        self.finish(RunStatus.HALTED, StopReason.KILL_SWITCH, f"refused: {why}")
+
     def set_status(self, status: RunStatus) -> None:
         self.state.status = status
         self.upsert_visibility()
@@ -73,7 +96,9 @@ class RunRecord:
 
     def upsert_visibility(self) -> None:
         workflow.upsert_search_attributes(
-            visibility.search_attribute_updates(self.request, self.state, workflow.now())
+            visibility.search_attribute_updates(
+                self.request, self.state, self.user_attribute, now=workflow.now()
+            )
         )
         workflow.upsert_memo(visibility.memo(self.state))
 

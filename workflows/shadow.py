@@ -88,7 +88,9 @@ async def after_end(
         return
     with contextlib.suppress(TimeoutError):
         await workflow.wait_condition(
-            lambda: production() is not None, timeout=config.budgets.run_timeout_seconds
+            lambda: production() is not None,
+            timeout=config.budgets.run_timeout_seconds,
+            timeout_summary="production result timeout",
         )
     twin_of = production()
     if twin_of is None:

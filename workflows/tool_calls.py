@@ -33,6 +33,7 @@ from workflows.types import (
     ApprovalRecord,
     HaltRequest,
     PendingApproval,
+    RiskTier,
     RunStatus,
     StopReason,
     ToolCallRecord,
@@ -88,17 +89,24 @@ class ToolCalls:
             self._tool_message(call, {"error": record.error})
             return True
         record.risk_tier = spec.risk_tier
-        killed = await self._run.kill_switch(config, spec.name)
-        if killed is not None and killed.scope == "tool":
+        check = await self._run.kill_switch(config, spec.name)
+        if check is not None and check.is_killed and check.scope == "tool":
             # A tool's switch refuses that tool; the model is told and may answer without it.
-            record.decision, record.error = "denied", killed.reason
-            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {killed.reason}")
-            self._tool_message(call, {"error": f"tool disabled: {killed.reason}"})
+            record.decision, record.error = "denied", check.reason
+            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {check.reason}")
+            self._tool_message(call, {"error": f"tool disabled: {check.reason}"})
             return True
-        if killed is not None:
-            self._record.end_by_kill_switch(killed)
+        if check is not None and check.is_killed:
+            self._record.end_by_kill_switch(check)
             record.decision = "halted"
             return False
+        if check is not None and spec.risk_tier is RiskTier.DESTRUCTIVE:
+            # A switch that cannot be read fails closed: no destructive tool while unknown.
+            refusal = f"refused while a kill switch cannot be read ({check.reason})"
+            record.decision, record.error = "denied", refusal
+            self._record.safety(SafetyKind.FLAGS_DEGRADED_REFUSAL, f"{spec.name}: {refusal}")
+            self._tool_message(call, {"error": refusal})
+            return True
         gate = tool_gate(config, spec, call.arguments)
         if gate.refusal is not None:
             record.decision, record.error = "denied", gate.refusal
@@ -107,6 +115,7 @@ class ToolCalls:
             self._tool_message(call, {"error": gate.refusal})
             return True
         if gate.approval_reason is not None:
+            record.decision = "awaiting_approval"
             try:
                 outcome = await self._approval(config, call, spec, gate.approval_reason)
             except asyncio.CancelledError:
@@ -119,6 +128,7 @@ class ToolCalls:
                 record.decision = self._end_by_approval(outcome, spec)
                 return False
         decision = "approved" if gate.approval_reason is not None else "auto"
+        record.decision = "running"
         try:
             result, has_failed = await self._run_tool(config, call, spec, decision, gate.simulate)
         except asyncio.CancelledError:
@@ -144,6 +154,7 @@ class ToolCalls:
             risk_tier=spec.risk_tier,
             reason=reason,
             requested_at=workflow.now(),
+            approvers=list(config.approval.approvers),
         )
         policy = config.approval
 
@@ -163,6 +174,7 @@ class ToolCalls:
 
         def escalate() -> None:
             pending.is_escalated = True
+            pending.approvers = list(dict.fromkeys([*policy.approvers, *policy.escalate_to]))
             self._record.safety(
                 SafetyKind.APPROVAL_ESCALATED, f"{spec.name}: no decision, escalated"
             )

@@ -47,6 +47,7 @@ class StopReason(StrEnum):
     KILL_SWITCH = "kill_switch"
     MODEL_ERROR = "model_error"
     CONFIG_ERROR = "config_error"
+    INVALID_REQUEST = "invalid_request"
 
 
 class RiskTier(StrEnum):
@@ -104,13 +105,13 @@ class ApprovalDecision(_Model):
     """Payload of the `approval_decision` signal and the `decide` update."""
 
     request_id: str | None = None
-    approved: bool
+    approved: bool = Field(strict=True)  # true or false: "yes" or 1 is no decision
     approver: str = Field(min_length=1, max_length=200)
     comment: str | None = Field(default=None, max_length=2_000)
 
 
 class HaltRequest(_Model):
-    """Payload of the `halt` signal."""
+    """Payload of the `halt` signal and the `halt` update."""
 
     reason: str = Field(min_length=1, max_length=2_000)
     by: str = Field(min_length=1, max_length=200)
@@ -153,6 +154,8 @@ class Usage(_Model):
 
 
 ToolDecision = Literal[
+    "awaiting_approval",  # still open: waiting for a decision
+    "running",  # still open: the tool activity is in flight
     "executed",
     "simulated",
     "invalid",
@@ -188,6 +191,7 @@ class PendingApproval(_Model):
     reason: str
     requested_at: datetime
     is_escalated: bool = False
+    approvers: list[str] = Field(default_factory=list)  # who may decide now
 
 
 class ApprovalRecord(_Model):

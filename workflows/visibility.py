@@ -7,6 +7,7 @@ say what each workflow is and where it stands.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -15,23 +16,33 @@ from temporalio.common import SearchAttributeUpdate
 from workflows import contract
 from workflows.calls import TOOL_TIMED_OUT
 from workflows.payloads import RunConfig, RunContext, RunOutcome
+from workflows.redaction import UserAttribute, pseudonymous_user, redact, redact_text
 from workflows.rollout_types import RolloutState
 from workflows.sli_types import Tally, tally_marks
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
     AgentRunState,
+    ApprovalRecord,
     ComparedRun,
     ConfigSummary,
+    PendingApproval,
     ToolCallRecord,
 )
 
+_PREVIEW_CHARS = 200
+
 
 def search_attribute_updates(
-    request: AgentRunRequest, state: AgentRunState, now: datetime | None = None
+    request: AgentRunRequest,
+    state: AgentRunState,
+    user_attribute: UserAttribute = "raw",
+    now: datetime | None = None,
 ) -> list[SearchAttributeUpdate[Any]]:
     """Everything a run shows in the UI's list and counts by in SLIs (workflows/sli_types.py).
-    With `now`, an ended run also gets its start-to-end latency."""
+    `user_attribute` says how `AgentUser` shows the user id (a run's recorded config says;
+    before it, the mode its patch allows): core compares upserted values on replay. With
+    `now`, an ended run also gets its start-to-end latency."""
     config = state.config
     updates: list[SearchAttributeUpdate[Any]] = [
         contract.AGENT_NAME.value_set(request.agent),
@@ -41,7 +52,8 @@ def search_attribute_updates(
         contract.AGENT_TOKENS.value_set(state.usage.total_tokens),
     ]
     if request.user_id:
-        updates.append(contract.AGENT_USER.value_set(request.user_id))
+        user = pseudonymous_user(request.user_id, user_attribute)
+        updates.append(contract.AGENT_USER.value_set(user))
     if request.tenant_id:
         updates.append(contract.AGENT_TENANT.value_set(request.tenant_id))
     if config is not None and config.build_id:
@@ -89,36 +101,83 @@ def flag_variations(state: AgentRunState) -> list[str]:
 
 
 def memo(state: AgentRunState) -> dict[str, Any]:
+    """What the workflow list shows of a run: anyone who may list workflows sees it, so
+    free text (the reason, the answer's first words) is redacted."""
     config = state.config
+    preview = redact_text(state.output or "")[:_PREVIEW_CHARS]
     return {
         "status": state.status.value,
-        "reason": state.reason,
+        "reason": redact_text(state.reason) if state.reason else None,
+        "stop_reason": state.stop_reason.value if state.stop_reason else None,
         "step": state.step,
         "cost_usd": state.usage.cost_usd,
-        "output_preview": (state.output or "")[:200] or None,
+        "tokens": state.usage.total_tokens,
+        "output_preview": preview or None,
         # Which code, definition and prompt produced this run.
         "build_id": config.build_id if config else None,
         "agent_version": config.agent_version if config else None,
         "config_hash": config.config_hash if config else None,
         "prompt_version": config.prompt_version if config else None,
-        "flags_degraded": config.flags_degraded if config else None,
+        "flags_degraded": redact_text(config.flags_degraded)
+        if config and config.flags_degraded
+        else None,
         "shadow_run_id": state.shadow_run_id,
     }
 
 
 def current_details(state: AgentRunState) -> str:
-    """Markdown for the UI's "current details": status, what it waits for, spend."""
+    """Markdown for the UI's "current details": where the run stands, what it waits for and
+    exactly how to answer (payloads in code blocks, so quotes stay straight and the JSON
+    pastes as it is), who decided what, and the spend. Redacted, like the memo."""
     lines = [f"**{state.status.value}** at step {state.step}"]
     if state.reason:
-        lines.append(f"reason: {state.reason}")
+        lines.append(f"reason: {redact_text(state.reason)}")
     for pending in state.pending_approvals:
-        escalated = " (escalated)" if pending.is_escalated else ""
-        lines.append(
-            f"waiting for approval{escalated}: {pending.reason} - request {pending.request_id}; "
-            'signal `approval_decision` {"approved": true, "approver": "NAME"}'
-        )
+        lines.extend(_pending_details(pending, several=len(state.pending_approvals) > 1))
+    for record in state.approvals:
+        lines.append(_decision_line(record))
     lines.append(f"tokens {state.usage.total_tokens}, cost ${state.usage.cost_usd:.4f}")
     return "\n\n".join(lines)
+
+
+def _pending_details(pending: PendingApproval, *, several: bool) -> list[str]:
+    escalated = " (escalated)" if pending.is_escalated else ""
+    arguments = redact(pending.arguments)
+    facts = ", ".join(
+        f"{name} {value}"
+        for name, value in arguments.items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    )
+    who = ", ".join(pending.approvers) if pending.approvers else "the agent's approvers"
+    answer: dict[str, Any] = {"approved": True, "approver": "NAME", "comment": "why"}
+    if several:  # with one pending approval the request id may be left out
+        answer = {"request_id": pending.request_id, **answer}
+    return [
+        f"**waiting for approval{escalated}**: `{pending.tool}` ({pending.risk_tier.value})"
+        + (f": {_short(facts)}" if facts else ""),
+        f"why: {redact_text(pending.reason)}; request `{pending.request_id}`",
+        f"who may approve: {who} (never the user who asked for the run)",
+        "arguments:\n\n" + _code(arguments),
+        "to answer, signal `approval_decision` (or update `decide`) with, as `approved` "
+        "`true` or `false`:\n\n" + _code(answer),
+    ]
+
+
+def _decision_line(record: ApprovalRecord) -> str:
+    who = f" by {record.approver}" if record.approver else ""
+    comment = f": {redact_text(record.comment)}" if record.comment else ""
+    outcome = record.outcome.replace("_", " ")
+    when = record.decided_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"`{record.tool}` {outcome}{who}{comment} ({when})"
+
+
+def _code(value: Any) -> str:
+    text = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    return f"```json\n{text}\n```"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def config_summary(config: RunConfig, build_id: str | None) -> ConfigSummary:

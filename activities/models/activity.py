@@ -7,12 +7,15 @@ that it feeds back to the model instead of running them.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.models.base import ModelProvider
+from activities.models.retry import with_retry_delay
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
@@ -41,11 +44,20 @@ class ModelActivities:
                 type=ErrorType.UNKNOWN_MODEL_PROVIDER,
                 non_retryable=True,
             )
-        with self._telemetry.model_call(request) as call:
-            result = await provider.complete(request)
-            checked = [self._check(c, request.tools) for c in result.message.tool_calls]
-            cost = price_usage(request.model.price, result.input_tokens, result.output_tokens)
-            call.record(result, tool_calls=checked, cost_usd=cost)
+        heartbeat = asyncio.create_task(_heartbeat_forever())
+        try:
+            with self._telemetry.model_call(request) as call:
+                try:
+                    result = await provider.complete(request)
+                except ApplicationError as err:
+                    raise with_retry_delay(err, request.fallback_after) from None
+                checked = [self._check(c, request.tools) for c in result.message.tool_calls]
+                cost = price_usage(request.model.price, result.input_tokens, result.output_tokens)
+                call.record(result, tool_calls=checked, cost_usd=cost)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
         message = result.message.model_copy(update={"tool_calls": checked})
         return result.model_copy(update={"message": message})
 
@@ -59,3 +71,11 @@ class ModelActivities:
             )
         arguments, error = self._registry.validate(call.name, call.arguments)
         return call.model_copy(update={"arguments": arguments, "error": error})
+
+
+async def _heartbeat_forever() -> None:
+    """Tell Temporal the call is alive: a dead worker's call is retried, and a halt's
+    cancellation reaches the HTTP call, within the heartbeat timeout (workflows.calls)."""
+    while True:
+        activity.heartbeat()
+        await asyncio.sleep(1.0)

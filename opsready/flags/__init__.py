@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from opsready.errors import FlagChangeError, FlagNotFoundError, LaunchDarklyError
 from opsready.flags._model import FlagInfo, kill_switch_key, show_value
 from opsready.flags.launchdarkly_api import LaunchDarklyApi
-from opsready.flags.local_file import LocalFlagFile, ensure_flag_file
+from opsready.flags.local_file import LocalFlagFile, ensure_flag_file, write_atomically
 from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "kill_switch_key",
     "show_value",
     "working_flag_file",
+    "write_atomically",
 ]
 
 

@@ -192,25 +192,7 @@ class LocalFlagFile:
         return document
 
     def _write(self, document: dict[str, Any]) -> None:
-        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
-        previous = self.path.stat()
-        fd, temp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
-        )
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(text)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(temp, stat.S_IMODE(previous.st_mode))
-            # The SDK polls the mtime: make sure it moves even on a coarse clock.
-            if os.stat(temp).st_mtime_ns <= previous.st_mtime_ns:
-                later = previous.st_mtime_ns + 1_000_000
-                os.utime(temp, ns=(later, later))
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
 
     def _info(self, key: str, flag: Any) -> FlagInfo:
         try:
@@ -226,6 +208,29 @@ class LocalFlagFile:
                 f"{self.path}: flag {key!r} is malformed (see the LaunchDarkly file data source "
                 "format)"
             ) from None
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write-then-rename: a temp file beside `path`, flushed, then `os.replace`, so a reader
+    (the SDK's file data source) sees the old file or the new one, never half of one. The
+    mode of an existing file is kept, and its mtime always moves (the SDK polls it)."""
+    previous = path.stat() if path.exists() else None
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        if previous is not None:
+            os.chmod(temp, stat.S_IMODE(previous.st_mode))
+            # The SDK polls the mtime: make sure it moves even on a coarse clock.
+            if os.stat(temp).st_mtime_ns <= previous.st_mtime_ns:
+                later = previous.st_mtime_ns + 1_000_000
+                os.utime(temp, ns=(later, later))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 def _new_kill_switch(key: str) -> dict[str, Any]:

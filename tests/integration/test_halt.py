@@ -16,6 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from activities.models.local import LocalProvider
 from activities.tools.registry import Tool, ToolContext
 from activities.tools.support import support_tools
+from opsready.runs import run_result
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls
@@ -100,13 +101,14 @@ async def rig(
 
 
 async def _run(env: WorkflowEnvironment, settings: Settings, text: str) -> AgentRunResult:
-    return await env.client.execute_workflow(
+    handle = await env.client.start_workflow(
         "AgentRun",
         AgentRunRequest(agent="tester", input=text, user_id="customer-1"),
         id=f"halt-{uuid.uuid4().hex[:8]}",
         task_queue=settings.task_queue,
         result_type=AgentRunResult,
     )
+    return await run_result(handle)
 
 
 async def test_halt_arriving_with_a_tool_result_stops_before_the_next_model_call(

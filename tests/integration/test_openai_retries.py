@@ -13,6 +13,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.openai_compat import OpenAICompatProvider
+from opsready.runs import run_result
 from opsready.settings import Settings
 from tests.conftest import WorkerFactory, write_agent
 from tests.fakes.openai_server import FakeOpenAI
@@ -62,7 +63,7 @@ async def run_agent(env: WorkflowEnvironment, settings: Settings) -> AgentRunRes
         task_queue=settings.task_queue,
         result_type=AgentRunResult,
     )
-    return await asyncio.wait_for(handle.result(), timeout=60)
+    return await asyncio.wait_for(run_result(handle), timeout=60)
 
 
 async def test_rate_limit_is_retried_after_the_servers_retry_after(

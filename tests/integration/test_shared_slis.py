@@ -22,8 +22,8 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.outcomes import OutcomeStore
-from opsready.client import state_of
 from opsready.incidents.service import Incidents
+from opsready.runs import state_of
 from opsready.settings import PROJECT_ROOT
 from opsready.slo.source import VisibilitySliSource
 from tests.conftest import write_agent

@@ -16,6 +16,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from activities.tools.ledger import Ledger
+from opsready.runs import run_result
 from opsready.settings import PROJECT_ROOT
 from workflows.types import AgentRunRequest, AgentRunResult, RunStatus
 
@@ -87,7 +88,7 @@ async def test_worker_killed_mid_refund_finishes_with_one_refund(
     hang.unlink()
 
     async with worker_process(address, task_queue, tmp_path):
-        result = await asyncio.wait_for(handle.result(), timeout=60)
+        result = await asyncio.wait_for(run_result(handle), timeout=60)
 
     assert result.status is RunStatus.COMPLETED, result.reason
     refund_calls = [c for c in result.tool_calls if c.tool == "refund_order"]

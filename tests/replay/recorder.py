@@ -27,6 +27,7 @@ from temporalio.worker import Replayer
 
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
+from opsready.runs import run_result
 from opsready.settings import Settings
 from tests.fakes.canary import Canary, canary_rig
 from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS, RolloutScenario
@@ -112,7 +113,7 @@ async def play(rig: Rig, scenario: Scenario) -> list[tuple[str, WorkflowHistory,
     client = rig.client
     workflow_id = f"golden-{scenario.name}-{uuid.uuid4().hex[:6]}"
     handle = await scenario.play(rig, workflow_id)
-    result = await handle.result()
+    result = await run_result(handle)
     status, stop_reason = scenario.ends
     _check(scenario.name, result, status.value, stop_reason.value)
     assert handle.first_execution_run_id is not None
@@ -130,7 +131,7 @@ async def play(rig: Rig, scenario: Scenario) -> list[tuple[str, WorkflowHistory,
         if result.shadow_run_id is None:
             raise OpsreadyError(f"scenario {scenario.name}: no shadow run was started")
         twin = client.get_workflow_handle(result.shadow_run_id, result_type=AgentRunResult)
-        twin_result = await twin.result()
+        twin_result = await run_result(twin)
         _check(f"{scenario.name} twin", twin_result, status.value, None)
         history = await twin.fetch_history()
         taken.append((names[-1], _with_workflow_id(history, twin.id), twin_result))

@@ -334,6 +334,44 @@ async def _run_timeout(rig: Rig, workflow_id: str) -> RunHandle:
     return handle
 
 
+async def _halt_by_update(rig: Rig, workflow_id: str) -> RunHandle:
+    handle = await rig.start(workflow_id, DEMO_AGENT, BIG_REFUND)
+    await rig.awaiting_approval(handle)
+    halt = HaltRequest(reason="golden: stop it, confirmed", by="oncall")
+    await handle.execute_update(Update.HALT, halt, result_type=AgentRunState)
+    return handle
+
+
+async def _halt_by_cancellation(rig: Rig, workflow_id: str) -> RunHandle:
+    """The Temporal UI's "Request Cancellation": a halt, and the run closes Canceled."""
+    handle = await rig.start(workflow_id, DEMO_AGENT, BIG_REFUND)
+    await rig.awaiting_approval(handle)
+    await handle.cancel(reason="golden: cancelled from the UI")
+    return handle
+
+
+async def _malformed_signals(rig: Rig, workflow_id: str) -> RunHandle:
+    """A malformed approval (a safety event; the approval stays pending), then a halt whose
+    payload is a bare string: it halts all the same."""
+    handle = await rig.start(workflow_id, DEMO_AGENT, BIG_REFUND)
+    await rig.awaiting_approval(handle)
+    await handle.signal(Signal.APPROVAL_DECISION, {"approved": "yes", "approver": 5})
+    await rig.wait_for(handle, lambda s: any(e.kind == "invalid_signal" for e in s.safety_events))
+    await handle.signal(Signal.HALT, "stop")
+    return handle
+
+
+async def _invalid_request(rig: Rig, workflow_id: str) -> RunHandle:
+    """Started past the client: an input over the limit, as `temporal workflow start` can."""
+    return await rig.client.start_workflow(
+        AGENT_RUN_WORKFLOW,
+        {"agent": "tester", "input": "x" * 30_000, "user_id": "someone@example.com"},
+        id=workflow_id,
+        task_queue=rig.settings.task_queue,
+        result_type=AgentRunResult,
+    )
+
+
 def _invalid_then_answer(request: ModelCallInput) -> ChatMessage:
     if request.step == 1:
         return calls(1, ("refund_order", {"order_id": "A-1001", "amount_usd": "lots"}))
@@ -366,6 +404,14 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     Scenario("run-timed-out", _run_timeout, (RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT)),
     Scenario("halted-while-waiting", _halt_while_waiting, (RunStatus.HALTED, StopReason.HALT)),
+    Scenario("halted-by-update", _halt_by_update, (RunStatus.HALTED, StopReason.HALT)),
+    Scenario("halted-by-cancellation", _halt_by_cancellation, (RunStatus.HALTED, StopReason.HALT)),
+    Scenario("halted-by-malformed-signal", _malformed_signals, (RunStatus.HALTED, StopReason.HALT)),
+    Scenario(
+        "failed-invalid-request",
+        _invalid_request,
+        (RunStatus.FAILED, StopReason.INVALID_REQUEST),
+    ),
     Scenario(
         "budget-max-steps",
         _run("tester", "search forever", search_forever),
@@ -409,6 +455,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         _run(DEMO_AGENT, SMALL_REFUND),
         (RunStatus.HALTED, StopReason.KILL_SWITCH),
         flags={f"kill-switch.agent.{DEMO_AGENT}": True},
+    ),
+    Scenario(
+        "kill-switch-unknown-refused",  # a switch whose value is not a boolean: fail closed
+        _run(DEMO_AGENT, SMALL_REFUND),
+        (RunStatus.HALTED, StopReason.KILL_SWITCH),
+        flags={"kill-switch": "yes"},
     ),
     Scenario(
         "shadow",

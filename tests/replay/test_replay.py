@@ -34,6 +34,7 @@ from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
 from workflows.agent_run import KILL_SWITCH_PATCH
+from workflows.contract import Activity
 from workflows.types import RunStatus, StopReason
 
 HISTORIES = golden_histories()
@@ -60,6 +61,12 @@ class Facts:
     updates: set[str] = field(default_factory=set)
     patches: set[str] = field(default_factory=set)
 
+    def add_result(self, result: dict[str, Any]) -> None:
+        """The run's typed result, however Temporal closed it (workflows.run_end)."""
+        self.statuses.add(result["status"])
+        self.stop_reason = result["stop_reason"]
+        self.approvals = result["approvals"]
+
 
 def _payload(payload: dict[str, Any]) -> Any:
     return json.loads(base64.b64decode(payload["data"]))
@@ -76,11 +83,14 @@ def facts(path: Path) -> Facts:
             found.signals.add(signal["signalName"])
         elif update := event.get("workflowExecutionUpdateAcceptedEventAttributes"):
             found.updates.add(update["acceptedRequest"]["input"]["name"])
+        elif scheduled := event.get("activityTaskScheduledEventAttributes"):
+            if scheduled["activityType"]["name"] == Activity.CLOSE_HALTED:  # closes Canceled
+                found.add_result(_payload(scheduled["input"]["payloads"][0])["result"])
         elif completed := event.get("workflowExecutionCompletedEventAttributes"):
-            result = _payload(completed["result"]["payloads"][0])
-            found.statuses.add(result["status"])
-            found.stop_reason = result["stop_reason"]
-            found.approvals = result["approvals"]
+            found.add_result(_payload(completed["result"]["payloads"][0]))
+        elif failed := event.get("workflowExecutionFailedEventAttributes"):
+            details = failed["failure"]["applicationFailureInfo"]["details"]
+            found.add_result(_payload(details["payloads"][0]))
     return found
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from temporalio import workflow
 from temporalio.client import WorkflowHistory
@@ -41,7 +42,8 @@ from workflows.approvals import ApprovalBook
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import AGENT_RUN_WORKFLOW, Activity
 from workflows.payloads import RunConfig
-from workflows.types import AgentRunRequest, AgentRunResult, PendingApproval
+from workflows.run_end import END_PATCH
+from workflows.types import AgentRunResult, PendingApproval
 
 HISTORIES = golden_histories()
 QUIET_SECONDS = 60
@@ -62,8 +64,8 @@ async def decided_within(book: ApprovalBook, pending: PendingApproval, seconds: 
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
 class UnguardedQuietPeriod(AgentRunWorkflow):
     @workflow.run
-    async def run(self, request: AgentRunRequest) -> AgentRunResult:
-        return await super().run(request)
+    async def run(self, *args: Any) -> AgentRunResult:
+        return await super().run(*args)
 
     async def notify(
         self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
@@ -76,9 +78,9 @@ class UnguardedQuietPeriod(AgentRunWorkflow):
 @workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=PINNED, sandboxed=False)
 class PatchedQuietPeriod(AgentRunWorkflow):
     @workflow.run
-    async def run(self, request: AgentRunRequest) -> AgentRunResult:
+    async def run(self, *args: Any) -> AgentRunResult:
         self._has_quiet_period = workflow.patched(QUIET_PATCH)  # first task: see docstring
-        return await super().run(request)
+        return await super().run(*args)
 
     async def notify(
         self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool
@@ -121,11 +123,10 @@ def test_changed_classes_keep_every_handler_of_agent_run() -> None:
             == {
                 "approval_decision",
                 "halt",
-                "production_result",
             }
         )
         assert set(defn.queries) == set(base.queries) == {"state"}
-        assert set(defn.updates) == set(base.updates) == {"decide"}
+        assert set(defn.updates) == set(base.updates) == {"decide", "halt"}
 
 
 async def test_unguarded_reordering_fails_the_gate_naming_workflow_and_event() -> None:
@@ -160,7 +161,7 @@ async def test_patched_reordering_replays_old_histories_and_its_own(tmp_path: Pa
     path = tmp_path / f"agent_run-{name}-patched.json"
     path.write_text(history.to_json())
     assert result.approvals[0].approver == "bob"
-    assert patch_ids(history) == {KILL_SWITCH_PATCH, QUIET_PATCH}
+    assert patch_ids(history) == {KILL_SWITCH_PATCH, END_PATCH, QUIET_PATCH}
     assert first_task_markers(history) == [QUIET_PATCH]  # asked where replays ask it too
     assert not notifies_approvers(path)
 

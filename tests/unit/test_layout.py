@@ -17,7 +17,12 @@ from opsready.settings import PROJECT_ROOT
 
 PACKAGES = ("workflows", "activities", "opsready", "workers", "starters")
 # Modules of `workflows` that hold only names and payload types, which outer layers may read.
-WORKFLOW_DATA = ("workflows.contract", "workflows.types", "workflows.payloads")
+WORKFLOW_DATA = (
+    "workflows.contract",
+    "workflows.types",
+    "workflows.payloads",
+    "workflows.redaction",  # the one set of redaction rules, pure: workflows and opsready share it
+)
 
 
 def _is_workflow_data(module: str) -> bool:

@@ -116,7 +116,7 @@ def ended_state() -> AgentRunState:
 def test_an_ended_run_writes_tallies_flags_build_and_latency() -> None:
     state = ended_state()
     updates = visibility.search_attribute_updates(
-        AgentRunRequest(agent="a", input="x"), state, START + timedelta(seconds=42.5)
+        AgentRunRequest(agent="a", input="x"), state, now=START + timedelta(seconds=42.5)
     )
     written = {update.key.name: update.value for update in updates}
     assert visibility.tallies(state) == {
@@ -141,6 +141,6 @@ def test_an_ended_run_writes_tallies_flags_build_and_latency() -> None:
 def test_a_running_run_has_no_latency_yet() -> None:
     state = ended_state().model_copy(update={"status": RunStatus.RUNNING})
     updates = visibility.search_attribute_updates(
-        AgentRunRequest(agent="a", input="x"), state, START + timedelta(seconds=5)
+        AgentRunRequest(agent="a", input="x"), state, now=START + timedelta(seconds=5)
     )
     assert contract.AGENT_LATENCY_SECONDS.name not in {u.key.name for u in updates}

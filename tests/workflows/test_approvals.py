@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
+from opsready.runs import run_result
 from tests.workflows.conftest import Harness
 from workflows.contract import Signal, Update
 from workflows.types import AgentRunState, ApprovalDecision, HaltRequest, RunStatus, StopReason
@@ -23,7 +24,7 @@ async def refunds_for(harness: Harness, run_id: str) -> list[dict[str, object]]:
 
 async def test_small_refund_runs_without_approval(harness: Harness) -> None:
     handle = await harness.start("support-triage", SMALL_REFUND)
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED
     assert result.approvals == []
     refund = next(c for c in result.tool_calls if c.tool == "refund_order")
@@ -45,7 +46,7 @@ async def test_refund_over_threshold_waits_and_runs_once_approved(harness: Harne
         result_type=AgentRunState,
     )
     assert after.pending_approvals == []
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED
     [approval] = result.approvals
     assert (approval.outcome, approval.approver, approval.comment) == (
@@ -68,7 +69,7 @@ async def test_rejected_refund_ends_run_rejected_without_refund(harness: Harness
             comment="outside policy",
         ),
     )
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.REJECTED
     assert result.stop_reason is StopReason.APPROVAL_REJECTED
     assert "rejected by bob: outside policy" in (result.reason or "")
@@ -81,7 +82,7 @@ async def test_unapproved_refund_fails_closed_after_escalation(harness: Harness)
     handle = await harness.start("support-triage", BIG_REFUND)
     # Parked first, the time-skipping server then jumps through both timeouts at once.
     await harness.wait_for_status(handle, "awaiting_approval")
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.TIMED_OUT
     assert result.stop_reason is StopReason.APPROVAL_TIMEOUT
     assert "action not taken" in (result.reason or "")
@@ -111,7 +112,7 @@ async def test_escalation_target_may_decide_only_after_escalation(harness: Harne
     await handle.execute_update(
         Update.DECIDE, ApprovalDecision(approved=True, approver="lead"), result_type=AgentRunState
     )
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED
     assert result.approvals[0].approver == "lead" and result.approvals[0].was_escalated
 
@@ -155,7 +156,7 @@ async def test_halt_while_waiting_for_approval_stops_the_run(harness: Harness) -
     handle = await harness.start("support-triage", BIG_REFUND)
     await harness.wait_for_status(handle, "awaiting_approval")
     await handle.signal(Signal.HALT, HaltRequest(reason="incident 42", by="oncall"))
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.HALTED
     assert result.reason == "halted by oncall: incident 42"
     assert result.approvals[0].outcome == "halted"
@@ -180,7 +181,7 @@ async def test_destructive_tool_always_waits_for_approval(harness: Harness) -> N
     await handle.execute_update(
         Update.DECIDE, ApprovalDecision(approved=True, approver="bob"), result_type=AgentRunState
     )
-    assert (await handle.result()).status is RunStatus.COMPLETED
+    assert (await run_result(handle)).status is RunStatus.COMPLETED
     effects = await harness.ledger.effects("close_account")
     assert [e for e in effects if e[0].startswith(handle.id)] == [
         (f"{handle.id}:1:call_1_1", "close_account", "acct-9")

@@ -24,6 +24,7 @@ from temporalio.worker import Replayer
 from activities.flags import FlagClient, evaluation_context
 from activities.models.local import LocalProvider
 from activities.tools.ledger import Ledger
+from opsready.runs import run_result
 from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE, Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls, only_on
@@ -89,14 +90,14 @@ class FlagRig:
 
     async def run(self, agent: str, text: str) -> tuple[str, AgentRunResult]:
         run_id = f"flags-{agent}-{uuid.uuid4().hex[:8]}"
-        result = await self.client.execute_workflow(
+        handle = await self.client.start_workflow(
             "AgentRun",
             AgentRunRequest(agent=agent, input=text, user_id="customer-1"),
             id=run_id,
             task_queue=self.settings.task_queue,
             result_type=AgentRunResult,
         )
-        return run_id, result
+        return run_id, await run_result(handle)
 
     async def until_flag(self, key: str, value: Any, timeout: float = 10) -> None:
         """Wait until the flag client has read the file's new value (it polls the file)."""
@@ -230,7 +231,7 @@ async def test_missing_flag_uses_defaults_marks_the_run_and_refuses_destructive_
     assert await rig.ledger.effects() == []
 
 
-async def test_unreachable_launchdarkly_uses_agent_defaults_and_fails_closed(
+async def test_unreachable_launchdarkly_at_start_refuses_new_runs_and_marks_them(
     time_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
     async with flag_rig(
@@ -245,12 +246,17 @@ async def test_unreachable_launchdarkly_uses_agent_defaults_and_fails_closed(
         rig.scripted.scripts[text] = close_then_answer("acct-8")
         _, result = await rig.run("tester", text)
 
-    assert result.status is RunStatus.COMPLETED
+    # The kill switches cannot be read: fail closed, the new run is refused before any call.
+    assert (result.status, result.stop_reason) == (RunStatus.HALTED, StopReason.KILL_SWITCH)
+    assert (result.reason or "").startswith("refused: kill switch state unknown: flags from")
+    assert result.steps == 0 and rig.scripted.requests == [] and result.tool_calls == []
     assert result.config is not None
     assert (result.config.variant, result.config.prompt_version) == ("control", "v2")
     assert "CLIENT_NOT_READY" in (result.config.flags_degraded or "")
+    assert "not loaded" in (result.config.flags_degraded or "")
     assert all(f.is_default for f in result.config.flags)
-    assert [c.decision for c in result.tool_calls] == ["denied"]
+    kinds = {event.kind for event in result.safety_events}
+    assert {"flags_degraded", "flags_degraded_refusal"} <= kinds
     assert await rig.ledger.effects() == []
 
 

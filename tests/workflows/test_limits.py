@@ -6,6 +6,7 @@ import json
 
 from temporalio.client import WorkflowExecutionStatus
 
+from opsready.runs import run_result
 from tests.fakes.scripted import answer, calls, tool_messages
 from tests.workflows.conftest import Harness
 from workflows.contract import Query
@@ -19,7 +20,7 @@ def search_forever(request: ModelCallInput):  # type: ignore[no-untyped-def]
 
 async def test_max_steps_ends_a_looping_agent(harness: Harness) -> None:
     handle = await harness.start("tester", harness.script("loop", search_forever))
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.BUDGET_EXCEEDED
     assert result.stop_reason is StopReason.MAX_STEPS
     assert result.steps == 4
@@ -30,7 +31,7 @@ async def test_max_steps_ends_a_looping_agent(harness: Harness) -> None:
 async def test_cost_budget_stops_the_run_at_the_call_that_crosses_it(harness: Harness) -> None:
     # scripted/test costs $1 per M input and $2 per M output: 100 + 20 tokens = $0.00014 a call
     handle = await harness.start("tester-cheap", harness.script("spend", search_forever))
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.BUDGET_EXCEEDED
     assert result.stop_reason is StopReason.COST_BUDGET
     assert result.steps == 3
@@ -41,7 +42,7 @@ async def test_cost_budget_stops_the_run_at_the_call_that_crosses_it(harness: Ha
 
 async def test_token_budget_stops_the_run(harness: Harness) -> None:
     handle = await harness.start("tester-tokens", harness.script("talk", search_forever))
-    result = await handle.result()
+    result = await run_result(handle)
     assert (result.status, result.stop_reason) == (
         RunStatus.BUDGET_EXCEEDED,
         StopReason.TOKEN_BUDGET,
@@ -59,7 +60,7 @@ async def test_schema_invalid_tool_call_is_fed_back_to_the_model(harness: Harnes
         return answer("I could not refund that.")
 
     handle = await harness.start("tester", harness.script("bad args", script))
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED
     [call] = result.tool_calls
     assert call.decision == "invalid"
@@ -75,7 +76,7 @@ async def test_unknown_tool_is_fed_back_not_crashed_on(harness: Harness) -> None
         return answer(tool_messages(request)[0].content or "")
 
     handle = await harness.start("tester", harness.script("unknown tool", script))
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED
     assert "unknown tool 'drop_tables'" in (result.output or "")
     assert "search_kb" in (result.output or "")  # the model is told what it may call
@@ -85,7 +86,7 @@ async def test_empty_answer_is_fed_back_then_answered(harness: Harness) -> None:
     def script(request: ModelCallInput):  # type: ignore[no-untyped-def]
         return answer("" if request.step == 1 else "here you go")
 
-    result = await (await harness.start("tester", harness.script("empty", script))).result()
+    result = await run_result(await harness.start("tester", harness.script("empty", script)))
     assert (result.status, result.output, result.steps) == (RunStatus.COMPLETED, "here you go", 2)
     assert [e.kind for e in result.safety_events] == ["empty_answer"]
 
@@ -97,7 +98,7 @@ async def test_run_timeout_ends_a_run_waiting_for_approval(harness: Harness) -> 
     handle = await harness.start("tester-timeout", harness.script("t", script))
     # Park it first: the time-skipping server then jumps straight to the run's deadline.
     await harness.wait_for_status(handle, "awaiting_approval")
-    result = await handle.result()
+    result = await run_result(handle)
     assert (result.status, result.stop_reason) == (RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT)
     assert result.reason == "run timeout of 60s reached"
     assert (result.approvals[0].outcome, result.approvals[0].approver) == ("timed_out", None)
@@ -105,13 +106,13 @@ async def test_run_timeout_ends_a_run_waiting_for_approval(harness: Harness) -> 
 
 async def test_model_failure_that_retries_cannot_fix_fails_the_run(harness: Harness) -> None:
     handle = await harness.start("tester", "no script is registered for this text")
-    result = await handle.result()
+    result = await run_result(handle)
     assert (result.status, result.stop_reason) == (RunStatus.FAILED, StopReason.MODEL_ERROR)
     assert "no script" in (result.reason or "")
 
 
 async def test_unknown_agent_fails_with_config_error(harness: Harness) -> None:
-    result = await (await harness.start("no-such-agent", "hello")).result()
+    result = await run_result(await harness.start("no-such-agent", "hello"))
     assert (result.status, result.stop_reason) == (RunStatus.FAILED, StopReason.CONFIG_ERROR)
     assert "unknown agent 'no-such-agent'" in (result.reason or "")
 
@@ -123,7 +124,7 @@ async def test_continue_as_new_carries_state_forward(harness: Harness) -> None:
         return answer(f"done after {len(tool_messages(request))} searches")
 
     handle = await harness.start("tester-can", harness.script("long", script))
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED
     assert result.output == "done after 8 searches"  # the conversation survived
     assert result.steps == 9

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from temporalio.testing import WorkflowEnvironment
 
 from activities.tools.registry import Tool, ToolContext
-from opsready.client import state_of
+from opsready.runs import state_of
 from opsready.settings import Settings
 from tests.conftest import write_agent
 from tests.fakes.scripted import ScriptedProvider, answer, calls, tool_messages

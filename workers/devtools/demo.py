@@ -19,7 +19,6 @@ import asyncio
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import uuid
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING
 from opsready.client import OpsreadyClient
 from opsready.console import waiting
 from opsready.errors import OpsreadyError
+from opsready.flags import write_atomically
 from opsready.logs import configure_logging
 from opsready.settings import SHIPPED_FLAGS_FILE, Settings
 from opsready.ui_links import operator_views, run_url
@@ -256,7 +256,7 @@ async def _demo_on(
     )
 
     flags_file = settings.data_dir / "demo-flags.json"
-    shutil.copyfile(SHIPPED_FLAGS_FILE, flags_file)
+    write_atomically(flags_file, SHIPPED_FLAGS_FILE.read_text())  # never half a file
     settings = settings.model_copy(update={"flags_file": flags_file})
     flags = FlagClient.from_settings(settings)
     try:
