@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.workflowservice.v1 import ListOpenWorkflowExecutionsRequest
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
@@ -128,6 +130,29 @@ class Harness:
         return await self.wait_for(handle, lambda state: state.status == status, timeout)
 
 
+async def end_open_workflows(client: Client, task_queue: str) -> None:
+    """Terminate what a module left running on its task queue. The time-skipping server
+    moves its clock only while no task is outstanding: a timer of a run whose worker has
+    gone (an approval or escalation timeout, an incident's ack deadline) would otherwise
+    fire into a queue nobody polls and hold every later module's clock still. That server
+    has no visibility queries; it lists open executions (without their task queue)."""
+    request = ListOpenWorkflowExecutionsRequest(namespace=client.namespace, maximum_page_size=1000)
+    while True:
+        page = await client.workflow_service.list_open_workflow_executions(request)
+        for info in page.executions:
+            handle = client.get_workflow_handle(info.execution.workflow_id)
+            try:
+                description = await handle.describe()
+                config = description.raw_description.execution_config
+                if config.task_queue.name == task_queue:
+                    await handle.terminate(reason="test module ended")
+            except RPCError:
+                pass  # ended meanwhile
+        if not page.next_page_token:
+            return
+        request.next_page_token = page.next_page_token
+
+
 @pytest.fixture(scope="module")
 async def harness(
     time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
@@ -157,3 +182,4 @@ async def harness(
             scripted,
             Ledger(settings.data_dir / "side_effects.sqlite"),
         )
+        await end_open_workflows(time_env.client, settings.task_queue)

@@ -21,9 +21,11 @@ from activities.flags import evaluation_context, shared_flag_client
 from activities.models.local import LocalProvider
 from opsready.flags import LocalFlagFile
 from opsready.incidents.service import Incidents
+from opsready.runs import run_result
 from opsready.settings import PROJECT_ROOT, Settings
 from opsready.telemetry import Telemetry
 from tests.fakes.pager_server import PagerServer
+from tests.workflows.conftest import end_open_workflows
 from workers.app import build_activities, build_worker
 from workflows.contract import Query
 from workflows.incident_types import (
@@ -127,7 +129,7 @@ class IncidentRig:
             task_queue=self.settings.task_queue,
             result_type=AgentRunResult,
         )
-        result = await handle.result()
+        result = await run_result(handle)  # a refused run closes Failed
         assert result.status == expect, f"{result.status}: {result.reason}"
         assert reason in (result.reason or ""), result.reason
         return handle.id
@@ -192,6 +194,7 @@ async def start_rig(env: WorkflowEnvironment, root: Path) -> AsyncIterator[Incid
     try:
         async with build_worker(env.client, settings, activities=activities):
             yield IncidentRig(env, env.client, settings, pager, LocalFlagFile(flags_file), metrics)
+            await end_open_workflows(env.client, settings.task_queue)
     finally:
         await pager.stop()
         telemetry.shutdown()
