@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.outcomes import OutcomeStore
 from opsready.incidents.service import Incidents
-from opsready.runs import state_of
+from opsready.runs import run_result, state_of
 from opsready.settings import PROJECT_ROOT
 from opsready.slo.source import VisibilitySliSource
 from tests.conftest import write_agent
@@ -147,8 +147,9 @@ async def fleet(
             ]
             for w, texts in RUNS.items()
         }
-        results = {
-            w: list(await asyncio.gather(*(h.result() for h in hs))) for w, hs in handles.items()
+        results = {  # failed runs close Failed, their result in the failure
+            w: list(await asyncio.gather(*(run_result(h) for h in hs)))
+            for w, hs in handles.items()
         }
         yield Fleet(dev_env.client, root, task_queues, results, run_ids, started)
 
