@@ -73,10 +73,12 @@ def awaiting_text(run_id: str, pending: PendingApproval) -> str:
 def _tool_line(call: ToolCallRecord, state: AgentRunState) -> str:
     tier = call.risk_tier.value if call.risk_tier else "-"
     waiting = {p.call_id for p in state.pending_approvals if p.step == call.step}
-    if call.decision == "invalid" and call.call_id in waiting:
-        # The record's default until the gate decides (workflows/agent_run.py).
+    is_over = state.status.is_terminal
+    # Runs recorded before the hardened AgentRun keep the record's default ("invalid") until
+    # the gate decides; newer ones say "awaiting_approval", then "running" (tool_calls.py).
+    if call.decision in ("awaiting_approval", "invalid") and call.call_id in waiting:
         outcome = "awaiting approval"
-    elif call.decision == "invalid" and not call.error and not state.status.is_terminal:
+    elif call.decision in ("running", "invalid") and not call.error and not is_over:
         outcome = "in progress"
     else:
         outcome = f"{call.decision}: " + ("ok" if call.ok else (call.error or "not run"))

@@ -232,5 +232,7 @@ async def test_wait_for_status_raises_when_the_run_ends_otherwise(cli: Cli) -> N
     run_id = await cli.start(QUESTION)
     with pytest.raises(RunEndedError, match="ended completed"):
         await cli.client.wait_for_status(run_id, RunStatus.AWAITING_APPROVAL, timeout=30)
+    # The state says completed before the run records its outcome and closes: wait for that.
+    assert (await cli.client.result(run_id)).status is RunStatus.COMPLETED
     description = await cli.client.temporal.get_workflow_handle(run_id).describe()
     assert description.status is WorkflowExecutionStatus.COMPLETED

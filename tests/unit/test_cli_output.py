@@ -104,3 +104,44 @@ def test_printed_commands_are_shell_quoted() -> None:
     )
     approve, _ = decide_commands("run one", pending)
     assert approve == "opsready approve 'run one' --request-id 'it'\"'\"'s' --as NAME"
+
+
+def test_a_tool_call_line_says_awaiting_approval_or_in_progress_for_old_and_new_runs() -> None:
+    from starters.render import state_text
+    from workflows.types import (
+        AgentRunState,
+        PendingApproval,
+        RiskTier,
+        RunStatus,
+        ToolCallRecord,
+        ToolDecision,
+    )
+
+    pending = PendingApproval(
+        request_id="q-1",
+        step=2,
+        call_id="c-refund",
+        tool="refund_order",
+        arguments={},
+        risk_tier=RiskTier.WRITE,
+        reason="over the threshold",
+        requested_at=datetime(2026, 1, 2, tzinfo=UTC),
+    )
+
+    def tool_line(decision: ToolDecision, call_id: str) -> str:
+        call = ToolCallRecord(step=2, call_id=call_id, tool="t", decision=decision)
+        state = AgentRunState(
+            agent="a",
+            step=2,
+            status=RunStatus.AWAITING_APPROVAL,
+            tool_calls=[call],
+            pending_approvals=[pending],
+        )
+        return next(line for line in state_text("r", state).splitlines() if line.startswith("tool"))
+
+    # "invalid" is what runs recorded before the hardened AgentRun show until the gate decides.
+    for decision in ("awaiting_approval", "invalid"):
+        assert tool_line(decision, "c-refund").endswith("{} awaiting approval")
+    for decision in ("running", "invalid"):
+        assert tool_line(decision, "c-other").endswith("{} in progress")
+    assert tool_line("executed", "c-other").endswith("executed: not run")
