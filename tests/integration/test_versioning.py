@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 from activities.models.local import LocalProvider
 from opsready.client import OpsreadyClient
 from opsready.deployment import RoutingChange, WorkerDeployment
+from opsready.flags import working_flag_file
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.integration.test_cli import (
     BIG_REFUND,
@@ -100,6 +101,10 @@ async def fleet(dev_env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[F
         deployment_name=f"opsready-test-{suffix}",
         worker_versioning=True,
     )
+    # One flag file for every build, as one LaunchDarkly project would be: the workers'
+    # settings keep this path (model_copy does not re-derive it from their data dirs), and
+    # a missing file leaves the kill switches unknown, so every new run would be refused.
+    working_flag_file(settings)
     address = dev_env.client.service_client.config.target_host
     client = OpsreadyClient(dev_env.client, settings)
     deployment = WorkerDeployment(dev_env.client, settings.deployment_name)
