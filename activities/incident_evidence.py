@@ -29,7 +29,7 @@ from opsready.incidents.evidence import (
     write_bundle,
 )
 from opsready.settings import Settings
-from workflows.contract import Activity
+from workflows.contract import Activity, ErrorType
 from workflows.incident_payload_types import EvidenceInput, EvidenceResult
 
 MAX_HISTORIES = 50  # histories exported per bundle; every affected run id is still listed
@@ -46,6 +46,7 @@ class RunFacts:
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.status = "running"
+        self.halted_status: str | None = None  # from the close_halted activity's input
         self.config: dict[str, Any] | None = None
         self.flags: list[dict[str, Any]] = []
         self.build_id: str | None = None
@@ -103,15 +104,32 @@ async def _read_event(client: Client, facts: RunFacts, event: HistoryEvent) -> N
         facts.status = str(ended.get("status", "completed"))
     elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
         facts.status = "continued_as_new"
+    elif kind == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+        scheduled = event.activity_task_scheduled_event_attributes
+        if scheduled.activity_type.name == Activity.CLOSE_HALTED and scheduled.input.payloads:
+            # A halted run closes Canceled, which keeps no details: its result is here.
+            closing = await _decode(client, scheduled.input.payloads[0])
+            facts.halted_status = str((closing.get("result") or {}).get("status", "halted"))
+    elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED:
+        failure = event.workflow_execution_failed_event_attributes.failure
+        info = failure.application_failure_info
+        if info.type in _RUN_FAILURES and info.details.payloads:  # the typed result
+            ended = await _decode(client, info.details.payloads[0])
+            facts.status = str(ended.get("status", "failed"))
+        else:
+            facts.status = "workflow_failed"
+    elif kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED:
+        facts.status = facts.halted_status or "canceled"
     elif kind in _ENDINGS:
         facts.status = _ENDINGS[kind]
 
 
+# How an AgentRun that did not complete closes (workflows.run_end): failed, timed out and
+# over-budget runs fail with one of these types, their typed result the first detail.
+_RUN_FAILURES = {ErrorType.RUN_FAILED, ErrorType.RUN_TIMED_OUT, ErrorType.RUN_BUDGET_EXCEEDED}
 _ENDINGS = {
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED: "workflow_failed",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT: "workflow_timed_out",
     EventType.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED: "terminated",
-    EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED: "canceled",
 }
 
 

@@ -148,8 +148,7 @@ async def fleet(
             for w, texts in RUNS.items()
         }
         results = {  # failed runs close Failed, their result in the failure
-            w: list(await asyncio.gather(*(run_result(h) for h in hs)))
-            for w, hs in handles.items()
+            w: list(await asyncio.gather(*(run_result(h) for h in hs))) for w, hs in handles.items()
         }
         yield Fleet(dev_env.client, root, task_queues, results, run_ids, started)
 
