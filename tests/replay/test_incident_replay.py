@@ -11,15 +11,21 @@ from pathlib import Path
 import pytest
 
 from tests.replay.incident_histories import OUT_DIR, SCENARIOS
-from tests.replay.recorder import replay_history
+from tests.replay.recorder import ReplayReport, replay_histories
 from workers.app import WORKFLOWS
 
 HISTORIES = sorted(OUT_DIR.glob("*.json"))
 
 
+@pytest.fixture(scope="module")
+async def replays() -> dict[Path, ReplayReport]:
+    """Every Incident history replayed once, all by one replay worker."""
+    return {report.path: report for report in await replay_histories(HISTORIES, WORKFLOWS)}
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda path: path.stem)
-async def test_incident_history_replays(path: Path) -> None:
-    report = await replay_history(path, WORKFLOWS)
+def test_incident_history_replays(path: Path, replays: dict[Path, ReplayReport]) -> None:
+    report = replays[path]
     assert report.is_ok, report.describe()
 
 

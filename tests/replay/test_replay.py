@@ -22,13 +22,14 @@ from tests.replay.recorder import (
     LEGACY_SCENARIOS,
     ROLLOUT_FILE_PREFIX,
     V1_DIR,
+    ReplayReport,
     display_name,
     file_names,
     golden_histories,
     history_path,
     load_history,
     patch_ids,
-    replay_history,
+    replay_histories,
 )
 from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
@@ -41,9 +42,16 @@ HISTORIES = golden_histories()
 AGENT_RUN_HISTORIES = [path for path in HISTORIES if path.name.startswith(FILE_PREFIX)]
 
 
+@pytest.fixture(scope="module")
+async def replays() -> dict[Path, ReplayReport]:
+    """Every golden history replayed once, all by one replay worker (a worker per file cost
+    about a second each); each file still has its own report and test below."""
+    return {report.path: report for report in await replay_histories(HISTORIES, WORKFLOWS)}
+
+
 @pytest.mark.parametrize("path", HISTORIES, ids=display_name)
-async def test_golden_history_replays(path: Path) -> None:
-    report = await replay_history(path, WORKFLOWS)
+def test_golden_history_replays(path: Path, replays: dict[Path, ReplayReport]) -> None:
+    report = replays[path]
     assert report.is_ok, report.describe()
 
 
