@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from opsready.settings import PROJECT_ROOT, Settings
 from workers.app import build_activities, build_worker
 
 TOOL_TIMEOUT_SECONDS = 3.0  # also the heartbeat timeout: a dead worker is noticed this fast
+STICKY_TIMEOUT_SECONDS = 1.0
 
 
 def hanging_after_effect(tool: Tool, hang_file: Path, reached_file: Path) -> Tool:
@@ -55,7 +57,13 @@ async def main() -> None:
     ]
     client = await Client.connect(args.address, data_converter=pydantic_data_converter)
     activities = build_activities(settings, providers={"local": LocalProvider()}, tools=tools)
-    async with build_worker(client, settings, activities=activities):
+    # A killed worker never says goodbye, so the run's next workflow task waits on its
+    # sticky queue until this timeout (10 s by default) before any worker may take it.
+    sticky = timedelta(seconds=STICKY_TIMEOUT_SECONDS)
+    worker = build_worker(
+        client, settings, activities=activities, sticky_queue_schedule_to_start_timeout=sticky
+    )
+    async with worker:
         print("ready", flush=True)
         await asyncio.Event().wait()
 
