@@ -218,19 +218,25 @@ async def test_approver_without_the_right_is_refused_and_the_run_keeps_waiting(c
 
 
 async def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(cli: Cli) -> None:
-    one_line_error(await cli("run", "no-such-agent", "hello"), "unknown agent 'no-such-agent'")
-    one_line_error(await cli("run", "support-triage", "   "), "input")
-    missing = await cli("status", "support-triage-does-not-exist")
+    answered = await cli.start(QUESTION)
+    unknown, blank, missing, usage = await asyncio.gather(  # independent: run them at once
+        cli("run", "no-such-agent", "hello"),
+        cli("run", "support-triage", "   "),
+        cli("status", "support-triage-does-not-exist"),
+        cli("list", "--status", "bogus"),
+    )
+    one_line_error(unknown, "unknown agent 'no-such-agent'")
+    one_line_error(blank, "input")
     one_line_error(missing, "no run 'support-triage-does-not-exist'")
     assert missing.code == 3
-
-    answered = await cli.start(QUESTION)
-    await cli.client.result(answered)
-    one_line_error(await cli("approve", answered, "--as", "alice"), "already ended")
-    one_line_error(await cli("halt", answered, "--reason", "late"), "already ended")
-
-    usage = await cli("list", "--status", "bogus")
     assert usage.code == 2 and "invalid choice" in usage.err and "Traceback" not in usage.err
+
+    await cli.client.result(answered)
+    approve, halt = await asyncio.gather(
+        cli("approve", answered, "--as", "alice"), cli("halt", answered, "--reason", "late")
+    )
+    one_line_error(approve, "already ended")
+    one_line_error(halt, "already ended")
 
 
 async def test_unreachable_temporal_is_one_line_with_exit_code_4(cli: Cli) -> None:

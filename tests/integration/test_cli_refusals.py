@@ -80,13 +80,15 @@ async def test_decisions_and_halts_for_a_run_whose_worker_stopped_say_so_and_nam
             await client.wait_for_approval(run_id, timeout=30)
     # The worker is gone; the runs stay pinned to its build.
     fix = f"OPSREADY_BUILD_ID={BUILD} OPSREADY_DEPLOYMENT_NAME={fleet.settings.deployment_name}"
-    approve = await cli("approve", decided, "--as", "alice", "--wait-seconds", "2")
+    approve, halt = await asyncio.gather(  # two runs: each command waits its 2 s at once
+        cli("approve", decided, "--as", "alice", "--wait-seconds", "2"),
+        cli("halt", halted, "--reason", "stop", "--wait-seconds", "2"),
+    )
     one_line_error(approve, fix)
     assert approve.code == 5
     # Not delivered: refused before sending, or not taken before the deadline.
     assert "the decision was not sent" in approve.err or "not in the run's history" in approve.err
 
-    halt = await cli("halt", halted, "--reason", "stop", "--wait-seconds", "2")
     one_line_error(halt, "the halt is recorded in")
     assert halt.code == 5 and fix in halt.err
 
@@ -113,8 +115,9 @@ async def test_a_decision_for_a_run_no_worker_ever_polled_is_not_sent(cli: Cli) 
 
 
 async def test_request_ids_outside_the_allowed_characters_are_refused(cli: Cli) -> None:
-    for bad in ("has space", "a/b", "it's", '"q"'):
-        done = await cli("run", "support-triage", QUESTION, "--request-id", bad)
+    bad_ids = ("has space", "a/b", "it's", '"q"')
+    runs = (cli("run", "support-triage", QUESTION, "--request-id", bad) for bad in bad_ids)
+    for done in await asyncio.gather(*runs):
         one_line_error(done, "invalid request id")
         assert done.code == 2
 
