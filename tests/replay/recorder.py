@@ -27,6 +27,7 @@ from temporalio.worker import Replayer
 
 from opsready.errors import OpsreadyError
 from opsready.logs import configure_logging
+from opsready.plugin import sandboxed_runner
 from opsready.runs import run_result
 from opsready.settings import Settings
 from tests.fakes.canary import Canary, canary_rig
@@ -247,7 +248,13 @@ async def replay_history(path: Path, workflows: Sequence[type]) -> ReplayReport:
 
 async def replay_histories(paths: Sequence[Path], workflows: Sequence[type]) -> list[ReplayReport]:
     """Replay each file against `workflows` (one replay worker for all); a report per file."""
-    replayer = Replayer(workflows=workflows, data_converter=pydantic_data_converter)
+    # The workers' own sandbox (opsready.plugin): replayed as they run, with the deterministic
+    # modules passed through instead of re-imported for every history.
+    replayer = Replayer(
+        workflows=workflows,
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandboxed_runner(None),
+    )
     histories = {path: load_history(path) for path in paths}
 
     async def each() -> AsyncIterator[WorkflowHistory]:
