@@ -83,6 +83,10 @@ class SloActivities:
 
     @activity.defn(name=Activity.SLO_AFFECTED_RUNS)
     async def affected_runs(self, request: AffectedRunsInput) -> AffectedRuns:
-        return await self._source().affected_runs(
-            request.agent, request.bad, request.since, request.until
-        )
+        source = self._source()
+        since = request.since
+        if request.dedup_key is not None:
+            closed = await source.incident_closed_at(request.dedup_key)
+            if closed is not None and closed > since:
+                since = closed
+        return await source.affected_runs(request.agent, request.bad, since, request.until)

@@ -135,6 +135,9 @@ class AffectedRunsInput(_Model):
     bad: BadRuns
     since: datetime
     until: datetime
+    # The alert's key: runs that ended before the last incident of that key closed were
+    # that incident's, so they do not date this one's first bad outcome (MTTD).
+    dedup_key: str | None = None
 
 
 class AffectedRuns(_Model):

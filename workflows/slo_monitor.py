@@ -90,7 +90,11 @@ async def _affected_runs(alert: MonitorAlert, report: SloMonitorReport) -> Affec
         result: AffectedRuns = await workflow.execute_activity(
             Activity.SLO_AFFECTED_RUNS,
             AffectedRunsInput(
-                agent=alert.agent, bad=alert.bad, since=alert.since, until=report.as_of
+                agent=alert.agent,
+                bad=alert.bad,
+                since=alert.since,
+                until=report.as_of,
+                dedup_key=alert.dedup_key,
             ),
             result_type=AffectedRuns,
             start_to_close_timeout=timedelta(seconds=30),

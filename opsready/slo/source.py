@@ -19,12 +19,12 @@ from temporalio.api.enums.v1 import TaskQueueKind, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecution
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from opsready.errors import OpsreadyError
 from opsready.slo import queries
 from workflows import contract
-from workflows.incident_types import INCIDENT_ID_PREFIX, MAX_LINKED_IDS
+from workflows.incident_types import INCIDENT_ID_PREFIX, MAX_LINKED_IDS, incident_id
 from workflows.rollout_types import Cohort, CohortStats
 from workflows.sli_types import (
     TALLY_LADDER,
@@ -186,6 +186,19 @@ class VisibilitySliSource:
             first_bad_at=min(closed, default=None),
             count=count,
         )
+
+    async def incident_closed_at(self, dedup_key: str) -> datetime | None:
+        """When the latest incident of this key closed; None if there is none or it is
+        still open."""
+        handle = self._client.get_workflow_handle(incident_id(dedup_key))
+        async with self._slots:
+            try:
+                described = await handle.describe()
+            except RPCError as err:
+                if err.status is RPCStatusCode.NOT_FOUND:
+                    return None
+                raise _refused(err) from None
+        return described.close_time
 
     async def open_incident_keys(self, cap: int = 1000) -> list[str]:
         """Dedup keys of the `Incident` workflows still running."""

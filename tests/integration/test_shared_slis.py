@@ -251,6 +251,32 @@ async def test_a_monitor_pass_opens_a_real_incident_and_the_next_pass_leaves_it(
         await incidents.resolve(incident_id(key), by="test", summary="test over")
 
 
+async def test_the_next_incident_of_a_key_blames_no_run_the_last_one_closed_over(
+    fleet: Fleet,
+) -> None:
+    """The failures are still in the burn window after the incident above was resolved, so
+    the next pass opens the key again; but those runs were the last incident's, so the new
+    one blames none of them and does not date its MTTD from them."""
+    source = VisibilitySliSource(fleet.client)
+    queue, key = fleet.task_queues["b"], f"{AGENT}:slo:success"
+    closed = await eventually(lambda: source.incident_closed_at(key), timeout=90)
+    assert closed > max(o.ended_at for w in RUNS for o in fleet.store(w).read(AGENT))
+    report = await fleet.client.execute_workflow(
+        SLO_MONITOR_WORKFLOW,
+        SloMonitorInput(agents=[AGENT], task_queues=[queue]),
+        id=f"slo-monitor-test-{uuid.uuid4().hex[:6]}",
+        task_queue=queue,
+        result_type=SloMonitorReport,
+    )
+    incidents = Incidents(fleet.client, queue)
+    try:
+        assert report.requested == [key]
+        again = await incidents.status(incident_id(key))
+        assert again.affected_run_ids == [] and again.first_bad_at is None
+    finally:
+        await incidents.resolve(incident_id(key), by="test", summary="test over")
+
+
 async def test_canary_cohorts_read_the_same_runs_as_both_hosts_stores_together(
     fleet: Fleet,
 ) -> None:
