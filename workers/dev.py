@@ -6,13 +6,18 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import AsyncExitStack, suppress
+from datetime import timedelta
 
+from opsready.client import OpsreadyClient
+from opsready.errors import OpsreadyError
 from opsready.settings import Settings
+from opsready.slo.schedule import monitor_state, start_monitor
 from opsready.telemetry import export_summary
 from opsready.ui_links import operator_views
 from workers.devserver import DEV_PORT, dev_server, is_port_open
 from workers.main import run_worker
 from workers.versioning import versioning_summary
+from workflows.slo_monitor_types import DEFAULT_EVERY_SECONDS
 
 
 def run_dev(settings: Settings) -> int:
@@ -31,12 +36,32 @@ async def _dev(settings: Settings) -> None:
         if address is None:
             print("Starting the Temporal dev server (data in .temporal/dev.sqlite)...")
             address = (await stack.enter_async_context(dev_server(settings))).address
+        monitor = await _ensure_monitor(settings, address)
         _print_banner(settings, address, started=started)
+        print(f"SLO monitor:  {monitor} (opsready slo monitor status|pause)\n")
         # On a server of its own, dev's worker is the deployment's only one: its version
         # becomes current even over the build the persistent database remembers.
         await run_worker(settings, address=address, take_over=started)
     if started:
         print("Stopped the Temporal dev server.")
+
+
+async def _ensure_monitor(settings: Settings, address: str) -> str:
+    """Start the SLO monitor's Schedule unless it exists: detection is part of the local
+    stack, and an operator's pause survives a restart of `opsready dev`."""
+    try:
+        client = await OpsreadyClient.connect(settings, address=address)
+        state = await monitor_state(client.temporal)
+        if not state.exists:
+            every = timedelta(seconds=DEFAULT_EVERY_SECONDS)
+            state = await start_monitor(
+                client.temporal, task_queue=settings.task_queue, every=every
+            )
+    except OpsreadyError as err:
+        return f"not started: {err}"
+    if state.paused:
+        return f"paused ({state.note or 'no reason given'})"
+    return f"a pass every {state.every_seconds or DEFAULT_EVERY_SECONDS:g} s"
 
 
 def _print_banner(settings: Settings, address: str, *, started: bool) -> None:

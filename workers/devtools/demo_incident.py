@@ -2,9 +2,8 @@
 runbook stops refunds and switches to the fallback model, the agent recovers, an operator
 acknowledges and resolves it through `opsready incident`, and MTTD and MTTR are printed.
 
-`open_incident_for_failures` stands in for the SLO monitor (issue 10's detection half): it
-turns the failed runs into the alert the monitor sends and opens the incident the way the
-`opsready.incident.open` activity does. Point the demo at the monitor there.
+Detection is the real SLO monitor: the demo runs the `SloMonitor` workflow its Schedule
+would start within the minute, over visibility, and the incident is the one it opens.
 """
 
 from __future__ import annotations
@@ -13,26 +12,27 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from pathlib import Path
 
 from opsready.client import OpsreadyClient
 from opsready.console import waiting
 from opsready.flags import LocalFlagFile
-from opsready.incidents.service import Incidents, open_or_join
+from opsready.incidents.service import Incidents
 from opsready.settings import Settings
-from workflows.incident_types import (
-    IncidentStatus,
-    IncidentTrigger,
-    OpenIncidentRequest,
-    OpenIncidentResult,
-)
+from workflows.contract import SLO_MONITOR_WORKFLOW
+from workflows.incident_types import IncidentStatus, incident_id
+from workflows.slo_monitor_types import SLO_MONITOR_ID, SloMonitorInput, SloMonitorReport
 from workflows.types import AgentRunResult, RunStatus
 
 AGENT = "support-triage"
 BROKEN_MODEL = "local/broken"
 QUESTION = "Where is my order A-1003? It was due days ago and it is late."
 FAILING_RUNS = 3
+# The demo has a dozen runs, not the production minimum of events in a burn-rate window.
+MIN_EVENTS = FAILING_RUNS
+MONITOR_PASSES = 5
+DETECT_TIMEOUT_S = 60.0
 
 # Runs the real `opsready` CLI: (address, *args, env=...) -> its output.
 Cli = Callable[..., Awaitable[str]]
@@ -45,33 +45,37 @@ class IncidentOutcome:
     recovered: tuple[str, AgentRunResult]
 
 
-async def open_incident_for_failures(
-    client: OpsreadyClient, settings: Settings, failed: list[str], key: str
-) -> OpenIncidentResult:
-    """The alert the SLO monitor would send for these failed runs (every run failed: the
-    task-success SLO burns far above 14.4x), opened as `opsready.incident.open` opens it."""
-    first_bad = None
-    for run_id in failed:
-        ended = (await client.temporal.get_workflow_handle(run_id).describe()).close_time
-        if ended is not None and (first_bad is None or ended < first_bad):
-            first_bad = ended
-    now = datetime.now(UTC)
-    request = OpenIncidentRequest(
-        dedup_key=key,
-        title=f"{AGENT}: every run fails (task success SLO burning)",
-        agent=AGENT,
-        trigger=IncidentTrigger(
-            kind="slo_burn",
-            agent=AGENT,
-            detail="task success 0% over the last runs",
-            numbers={"runs": len(failed), "failed": len(failed), "success_rate": 0.0},
-            first_bad_at=first_bad,
-            detected_at=now,
-        ),
-        user_impact="many",
-        affected_run_ids=failed,
+async def detect_with_monitor(client: OpsreadyClient, settings: Settings) -> str:
+    """Run passes of the real SLO monitor (the `SloMonitor` workflow its Schedule starts
+    every minute) over the agent until one asks for an incident about it, and return that
+    incident's id. A pass right after the failures may not see the last of them yet
+    (visibility is eventually consistent), hence a few passes, each a second apart."""
+    request = SloMonitorInput(
+        agents=[AGENT], task_queues=[settings.task_queue], min_events=MIN_EVENTS
     )
-    return await open_or_join(client.temporal, request, task_queue=settings.task_queue)
+    report: SloMonitorReport | None = None
+    async with asyncio.timeout(DETECT_TIMEOUT_S):
+        for attempt in range(MONITOR_PASSES):
+            if attempt:
+                await asyncio.sleep(1.0)  # a second for visibility to catch up, not a sync
+            report = await client.temporal.execute_workflow(
+                SLO_MONITOR_WORKFLOW,
+                request,
+                id=f"{SLO_MONITOR_ID}-demo-{uuid.uuid4().hex[:8]}",
+                task_queue=settings.task_queue,
+                result_type=SloMonitorReport,
+                execution_timeout=timedelta(minutes=2),
+                static_summary="SLO monitor pass started by the demo",
+            )
+            keys = [k for k in report.requested + report.already_open if _is_task_success(k)]
+            if keys:
+                return incident_id(keys[0])
+    seen = "; ".join(a.title for a in report.alerts) if report else "no pass ran"
+    raise RuntimeError(f"the SLO monitor opened no task-success incident (alerts: {seen})")
+
+
+def _is_task_success(dedup_key: str) -> bool:
+    return dedup_key.startswith(f"{AGENT}:slo:") and not dedup_key.endswith(":ticket")
 
 
 async def run_incident_scenario(
@@ -92,20 +96,22 @@ async def run_incident_scenario(
         for run_id, result in failed:
             print(f"  broken    {run_id}: {result.status.value}: {result.reason}")
 
-        key = f"{AGENT}.task-success.{prefix}-{uuid.uuid4().hex[:6]}"
-        opened = await open_incident_for_failures(client, settings, [r for r, _ in failed], key)
-        print(f"  incident  {opened.incident_id}: {opened.severity.value} opened")
+        with waiting("SLO monitor: a pass over the agent's SLIs"):
+            incident = await detect_with_monitor(client, settings)
         incidents = Incidents(client.temporal, settings.task_queue)
+        opened = await incidents.status(incident)
+        print(f"  incident  {incident}: {opened.severity.value} opened by the SLO monitor")
+        print(f"    {opened.title}")
         with waiting("incident: its runbook runs by itself"):
-            state = await _until(incidents, opened.incident_id, lambda s: len(s.steps_run) >= 2)
+            state = await _until(incidents, incident, lambda s: len(s.steps_run) >= 2)
         for step in state.steps_run:
             print(f"    runbook {step.step}: {'done' if step.is_ok else 'FAILED'}: {step.detail}")
         await until_worker_sees("model", "local/support-triage")
 
         run_id = await _start(client, f"{prefix}-recovered")
         recovered = await client.result(run_id)
-        print(f"  recovered {run_id}: {recovered.status.value} on the fallback model")
-        incident = opened.incident_id
+        why = "" if recovered.status is RunStatus.COMPLETED else f": {recovered.reason}"
+        print(f"  recovered {run_id}: {recovered.status.value} on the fallback model{why}")
         await cli(address, "incident", "ack", incident, "--by", "alice")
         resolved = await cli(
             address, "incident", "resolve", incident, "--by", "alice", "--summary",
