@@ -37,8 +37,7 @@ async def _dev(settings: Settings) -> None:
             print("Starting the Temporal dev server (data in .temporal/dev.sqlite)...")
             address = (await stack.enter_async_context(dev_server(settings))).address
         monitor = await _ensure_monitor(settings, address)
-        _print_banner(settings, address, started=started)
-        print(f"SLO monitor:  {monitor} (opsready slo monitor status|pause)\n")
+        _print_banner(settings, address, monitor, started=started)
         # On a server of its own, dev's worker is the deployment's only one: its version
         # becomes current even over the build the persistent database remembers.
         await run_worker(settings, address=address, take_over=started)
@@ -64,7 +63,7 @@ async def _ensure_monitor(settings: Settings, address: str) -> str:
     return f"a pass every {state.every_seconds or DEFAULT_EVERY_SECONDS:g} s"
 
 
-def _print_banner(settings: Settings, address: str, *, started: bool) -> None:
+def _print_banner(settings: Settings, address: str, monitor: str, *, started: bool) -> None:
     print(
         f"\nTemporal:     {address} (namespace default)\n"
         f"Temporal UI:  {settings.ui_url}/namespaces/default/workflows\n"
@@ -74,6 +73,8 @@ def _print_banner(settings: Settings, address: str, *, started: bool) -> None:
         "opsready flags kill --agent NAME)\n"
         f"Telemetry:    {export_summary().removeprefix('telemetry: ')}\n"
         "Logs:         this terminal (OPSREADY_LOG_FORMAT=json|console)\n"
+        f"SLO monitor:  {monitor} (opsready slo monitor status|pause; incidents: "
+        "opsready incident list)\n"
         f"{_views(settings.ui_url)}"
         "Try:          opsready run support-triage "
         "'My headphones from order A-1002 arrived broken, refund please' --user me\n"
