@@ -84,6 +84,19 @@ def register_local_stack(commands: Subcommands) -> None:
         "operation), or always one of them (auto)",
     )
 
+    overhead = add_command(
+        bench,
+        "overhead",
+        cmd_bench_overhead,
+        help="worker and server CPU, runs/s and history of AgentRun vs a bare workflow",
+    )
+    overhead.add_argument(
+        "--k", type=_counts, default=[1, 5], help="tool calls per run, comma-separated (1,5)"
+    )
+    overhead.add_argument("--runs", type=int, default=20, help="runs per kind per round (20)")
+    overhead.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    overhead.add_argument("--concurrency", type=int, default=4, help="runs at once (4)")
+
     history = add_group(commands, "history", help="golden histories for the replay tests")
     record = add_command(
         history, "record", cmd_history_record, help="record the demo scenarios' histories"
@@ -142,6 +155,23 @@ def cmd_bench_kill_switch(args: argparse.Namespace, settings: Settings) -> int:
             "bench kill-switch: runs did not reach the expected state in time "
             "(a busy machine?); try fewer --runs"
         ) from None
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers, comma-separated") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: each must be at least 1")
+    return values
+
+
+def cmd_bench_overhead(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.devtools.bench.overhead import run_bench
+
+    _check_counts(args)
+    return run_bench(args.k, args.runs, args.rounds, args.concurrency)
 
 
 def cmd_history_record(args: argparse.Namespace, settings: Settings) -> int:
