@@ -154,7 +154,19 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         plugins=[plugin],
-        max_cached_workflows=settings.max_cached_workflows,
-        max_concurrent_activities=settings.max_concurrent_activities,
-        **worker_options,
+        **{**worker_limits(settings), **worker_options},
     )
+
+
+def worker_limits(settings: Settings) -> dict[str, Any]:
+    """How much one worker takes on at once (`Worker` arguments)."""
+    return {
+        "max_cached_workflows": settings.max_cached_workflows,
+        "max_concurrent_activities": settings.max_concurrent_activities,
+    }
+
+
+def describe_limits(settings: Settings) -> str:
+    """The worker's slot settings in one line, for its start-up log and the benches."""
+    limits = worker_limits(settings)
+    return ", ".join(f"{key} {value}" for key, value in limits.items())

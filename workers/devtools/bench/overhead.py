@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from opsready.client import OpsreadyClient
 from opsready.console import advance, progress, table, table_text
 from workers.devtools.bench import agent
-from workers.devtools.bench.bare import BARE_WORKFLOW, BareRequest
+from workers.devtools.bench.bare import BareRequest
 from workers.devtools.bench.rig import (
     Bench,
     Spread,
@@ -29,7 +27,7 @@ from workers.devtools.bench.rig import (
     verdict,
     worker_process,
 )
-from workflows.types import AgentRunResult, RunStatus
+from workers.devtools.bench.runs import finish, history_length, start_agent_run, start_bare
 
 KINDS = ("bare", "off", "on")
 LABELS = {"bare": "bare twin", "off": "AgentRun, telemetry off", "on": "AgentRun, telemetry on"}
@@ -50,31 +48,8 @@ async def start_one(bench: Bench, kind: str, tool_calls: int) -> str:
     """Start one run of `kind` with K tool calls; its workflow id."""
     worker = bench.workers["on" if kind == "on" else "off"]
     if kind == "bare":
-        handle = await bench.client.start_workflow(
-            BARE_WORKFLOW,
-            BareRequest(tool_calls),
-            id=f"bare-{uuid.uuid4().hex[:12]}",
-            task_queue=worker.task_queue,
-        )
-        return handle.id
-    client = OpsreadyClient(bench.traced if kind == "on" else bench.client, bench.settings(worker))
-    return await client.start_run(
-        agent.AGENT, agent.message(tool_calls), user_id="bench", tenant_id="bench"
-    )
-
-
-async def finish(bench: Bench, run_id: str) -> None:
-    """Wait for a run's end; an AgentRun must have completed."""
-    result = await bench.client.get_workflow_handle(run_id).result()
-    if not run_id.startswith("bare-"):
-        outcome = AgentRunResult.model_validate(result)
-        if outcome.status is not RunStatus.COMPLETED:
-            raise RuntimeError(f"{run_id} ended {outcome.status.value}: {outcome.reason}")
-
-
-async def history_length(bench: Bench, run_id: str) -> int:
-    description = await bench.client.get_workflow_handle(run_id).describe()
-    return int(description.raw_description.workflow_execution_info.history_length)
+        return await start_bare(bench, worker, BareRequest(tool_calls))
+    return await start_agent_run(bench, worker, agent.message(tool_calls), traced=kind == "on")
 
 
 async def measure(bench: Bench, kind: str, tool_calls: int, runs: int, concurrency: int) -> Sample:

@@ -125,6 +125,7 @@ class WorkerProcess:
 
     process: asyncio.subprocess.Process
     task_queue: str
+    slots: str  # its slot settings, as it printed them
 
     @property
     def pid(self) -> int:
@@ -163,9 +164,10 @@ async def worker_process(
         assert process.stdout is not None
         async with asyncio.timeout(WORKER_START_TIMEOUT):
             line = await process.stdout.readline()
-        if line.decode().strip() != READY:
+        word, _, slots = line.decode().strip().partition(" ")
+        if word != READY:
             raise OpsreadyError(f"the bench worker did not start (exit {await process.wait()})")
-        yield WorkerProcess(process, queue)
+        yield WorkerProcess(process, queue, slots)
     finally:
         if process.returncode is None:
             process.terminate()

@@ -27,19 +27,19 @@ READY = "ready"
 
 
 def bench_settings(root: Path, task_queue: str, max_cached_workflows: int = 1000) -> Settings:
-    """Unversioned (the benches measure the run, not routing), agents from the scratch dir."""
+    """Unversioned (the benches measure the run, not routing), agents from the scratch dir,
+    the worker's default limits but for the workflow cache."""
     return Settings(
         agents_dir=root / "agents",
         data_dir=root / f"data-{task_queue}",
         task_queue=task_queue,
         worker_versioning=False,
         max_cached_workflows=max_cached_workflows,
-        max_concurrent_activities=max(100, max_cached_workflows),
     )
 
 
 async def serve(address: str, settings: Settings, telemetry_on_: bool) -> None:
-    from workers.app import build_activities, build_worker
+    from workers.app import build_activities, build_worker, describe_limits
 
     telemetry = telemetry_on() if telemetry_on_ else telemetry_off()
     with open(os.devnull, "w") as sink:  # noqa: ASYNC230 (opening /dev/null does not block)
@@ -70,7 +70,7 @@ async def serve(address: str, settings: Settings, telemetry_on_: bool) -> None:
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_reader(sys.stdin.fileno(), lambda: _stop_at_eof(stop))
         async with worker:
-            print(READY, flush=True)
+            print(READY, describe_limits(settings), flush=True)
             await stop.wait()
     if telemetry_on_:
         telemetry.shutdown()
