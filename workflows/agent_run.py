@@ -54,7 +54,11 @@ HALT_PATCH = "halt-stops-at-once"
 _EMPTY_ANSWER_FEEDBACK = "Your last answer was empty. Answer the user, or call a tool."
 
 
-@workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+# Outside the sandbox (docs/decisions.md, "Workflow sandbox"): tests/unit/
+# test_workflow_sandbox.py checks this package for what the sandbox would refuse.
+@workflow.defn(
+    name=AGENT_RUN_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED, sandboxed=False
+)
 class AgentRunWorkflow:
     @workflow.init
     def __init__(self, request: AgentRunRequest) -> None:
