@@ -16,13 +16,20 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.flag_choices import RUN_FLAGS, choose
-from activities.flags import FlagClient, evaluation_context
+from activities.flags import FlagClient, check_kill_switch, evaluation_context
 from activities.tools.registry import ToolRegistry
 from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows.contract import Activity, ErrorType
-from workflows.payloads import ModelChoice, ResolveConfigInput, RunConfig, RunContext
+from workflows.payloads import (
+    KillSwitchCheck,
+    KillSwitchInput,
+    ModelChoice,
+    ResolveConfigInput,
+    RunConfig,
+    RunContext,
+)
 from workflows.types import FlagEvaluation
 
 
@@ -98,7 +105,19 @@ class ConfigActivities:
             is_shadow=request.shadow is not None,
         )
         digest = hashlib.sha256(raw + config.model_dump_json().encode()).hexdigest()[:16]
-        return config.model_copy(update={"config_hash": digest})
+        return config.model_copy(
+            update={"config_hash": digest, "kill_switch": self._kill_switch(request)}
+        )
+
+    def _kill_switch(self, request: ResolveConfigInput) -> KillSwitchCheck | None:
+        """The global or agent switch that is on, when the run asked (it is then refused)."""
+        if not request.check_kill_switch or self._flags is None:
+            return None
+        context = RunContext(user_id=request.user_id, tenant_id=request.tenant_id)
+        check = check_kill_switch(
+            self._flags, KillSwitchInput(agent=request.agent, context=context)
+        )
+        return check if check.is_killed else None
 
     def _evaluate_flags(self, request: ResolveConfigInput) -> list[FlagEvaluation]:
         if self._flags is None:

@@ -126,22 +126,29 @@ def shared_flag_client(settings: Settings) -> FlagClient:
         return client
 
 
+def check_kill_switch(flags: FlagClient, request: KillSwitchInput) -> KillSwitchCheck:
+    """The switch covering this agent (and tool) that is on, logged as a safety event. An
+    in-memory evaluation (the SDK keeps flags in memory and updates them from its own
+    threads): no I/O, so the activities call it on the event loop, before their work."""
+    context = evaluation_context(request.agent, request.context)
+    check = flags.kill_switch(request.agent, request.tool, context)
+    if check.is_killed:
+        log.warning(
+            "safety event",
+            kind=SafetyKind.KILL_SWITCH,
+            flag=check.flag,
+            tool=request.tool,
+            detail=check.reason,
+        )
+    return check
+
+
 class FlagActivities:
     def __init__(self, flags: FlagClient) -> None:
         self._flags = flags
 
     @activity.defn(name=Activity.CHECK_KILL_SWITCH)
     async def check_kill_switch(self, request: KillSwitchInput) -> KillSwitchCheck:
-        # An in-memory evaluation (the SDK keeps flags in memory and updates them from its
-        # own threads): no I/O, so no thread hop on this hot path.
-        context = evaluation_context(request.agent, request.context)
-        check = self._flags.kill_switch(request.agent, request.tool, context)
-        if check.is_killed:
-            log.warning(
-                "safety event",
-                kind=SafetyKind.KILL_SWITCH,
-                flag=check.flag,
-                tool=request.tool,
-                detail=check.reason,
-            )
-        return check
+        # Runs recorded before the `lean-run` patch ask before every call; newer ones ask
+        # the config, model and tool activities to check (workflows/agent_run.py).
+        return check_kill_switch(self._flags, request)

@@ -1,10 +1,12 @@
-"""Run outcomes, recorded for SLOs and canary comparisons in a SQLite file."""
+"""Run outcomes, recorded for SLOs and canary comparisons in a SQLite file, with the
+run-level metrics (runs by status, duration, steps, cost, approvals, safety events)."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -36,6 +38,7 @@ class OutcomeStore:
         self.path = path
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcomes")
         with sqlite3.connect(path) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
@@ -77,9 +80,18 @@ class OutcomeStore:
 
     @activity.defn(name=Activity.RECORD_OUTCOME)
     async def record_outcome(self, outcome: RunOutcome) -> None:
+        """Runs recorded before the `lean-run` patch call this at their end."""
         await asyncio.to_thread(self._write, outcome)
         if activity.info().attempt == 1:  # a retry after a lost reply must not count twice
             self._measure(outcome)
+            self._log(outcome)
+
+    def record_finished(self, outcome: RunOutcome) -> None:
+        """A run's outcome as its last memo upsert carries it (workers.outcome_recorder):
+        the metrics now, the row by a writer thread. Never blocks on the database: the
+        caller is the run's workflow task."""
+        self._measure(outcome)
+        self._writer.submit(self._write, outcome)
 
     def _measure(self, outcome: RunOutcome) -> None:
         """Run-level metrics, once per run: status, latency, steps, cost, approvals, safety."""
@@ -105,6 +117,9 @@ class OutcomeStore:
             m.approval_wait.record(wait, {**labels, "outcome": approval.outcome})
         for kind in outcome.safety_kinds:
             m.safety_events.add(1, {**labels, "kind": kind})
+
+    def _log(self, outcome: RunOutcome) -> None:
+        seconds = (outcome.ended_at - outcome.started_at).total_seconds()
         log.info(
             "run ended",
             status=outcome.status.value,

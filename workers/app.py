@@ -8,7 +8,8 @@ Service code runs a worker in two lines:
                     plugins=[OpsreadyWorkerPlugin(settings)])
 
 `OpsreadyWorkerPlugin` is `opsready.OpsreadyPlugin` (converter, sandbox passthrough) plus
-what only a worker has: the workflows, the activities, the correlation interceptor and
+what only a worker has: the workflows, the activities, the correlation interceptor, the
+outcome recorder (workers.outcome_recorder) and
 Worker Versioning (the deployment from the settings; without versioning,
 `UnversionedWorkflows`). Tracing comes from the client: a worker built on a client
 connected with `OpsreadyPlugin` continues the starter's traces (a second tracing
@@ -40,6 +41,7 @@ from opsready.plugin import OpsreadyPlugin
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workers.interceptors import CorrelationInterceptor
+from workers.outcome_recorder import OutcomeRecorder, outcome_store_of
 from workers.versioning import UnversionedWorkflows, deployment_config, is_versioned
 from workflows.agent_run import AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
@@ -85,6 +87,7 @@ def build_activities(
         default_providers(settings, telemetry) if providers is None else providers,
         registry,
         telemetry,
+        flags,
     )
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
@@ -94,7 +97,7 @@ def build_activities(
         FlagActivities(flags).check_kill_switch,
         ShadowActivities().compare_shadow,
         models.chat,
-        ToolActivities(registry, ledger, telemetry).run_tool,
+        ToolActivities(registry, ledger, telemetry, flags).run_tool,
         notify.notify_approvers,
         outcomes.record_outcome,
         rollout.set_percent,
@@ -131,6 +134,9 @@ class OpsreadyWorkerPlugin(OpsreadyPlugin):
             # Built here rather than in __init__: approval links need the client's namespace.
             built = build_activities(self.settings, namespace=config["client"].namespace)
             config["activities"] = [*config.get("activities", []), *built]
+        store = outcome_store_of(config.get("activities", []))
+        if store is not None:
+            config["interceptors"] = [*config.get("interceptors", []), OutcomeRecorder(store)]
         if config.get("deployment_config") is None:
             config["deployment_config"] = deployment_config(self.settings)
         if not is_versioned(config.get("deployment_config")):

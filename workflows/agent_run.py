@@ -51,6 +51,10 @@ from workflows.types import (
 # "Changing workflow code"), so runs recorded before it still replay.
 KILL_SWITCH_PATCH = "kill-switch-checks"
 HALT_PATCH = "halt-stops-at-once"
+# Kill switches checked by the config, model and tool activities themselves (a local
+# activity only before an approval), visibility upserted only when it changes, and the
+# outcome carried by the last upsert instead of an activity (docs/decisions.md, issue 13).
+LEAN_RUN_PATCH = "lean-run"
 _EMPTY_ANSWER_FEEDBACK = "Your last answer was empty. Answer the user, or call a tool."
 
 
@@ -114,6 +118,8 @@ class AgentRunWorkflow:
     @workflow.run
     async def run(self, request: AgentRunRequest) -> AgentRunResult:
         record, state = self._record, self._record.state
+        # Asked in the first task, which holds only the start: replays ask it there too.
+        record.is_lean = workflow.patched(LEAN_RUN_PATCH)
         if self._config is None:
             self._config = await self._resolve_config()
             if self._config is None:
@@ -139,9 +145,12 @@ class AgentRunWorkflow:
         try:
             if remaining <= 0:
                 raise TimeoutError
-            await workflow.wait_condition(
-                lambda: drive.done() or self._halt is not None, timeout=remaining
-            )
+            if record.is_lean:
+                await self._until_driven(drive, remaining)
+            else:
+                await workflow.wait_condition(
+                    lambda: drive.done() or self._halt is not None, timeout=remaining
+                )
         except TimeoutError:
             pass
         if drive.done():
@@ -162,6 +171,17 @@ class AgentRunWorkflow:
         await record.record_outcome()
         return record.result()
 
+    async def _until_driven(self, drive: asyncio.Task[None], remaining: float) -> None:
+        """Until the drive ends or a halt comes; TimeoutError at the run's deadline. The
+        deadline's timer is not cancelled when the drive ends first: it lapses with the run,
+        one history event fewer than a `wait_condition` timeout, which cancels its timer."""
+        deadline = asyncio.create_task(asyncio.sleep(remaining))
+        await workflow.wait_condition(
+            lambda: drive.done() or self._halt is not None or deadline.done()
+        )
+        if not drive.done() and self._halt is None:
+            raise TimeoutError
+
     async def _drive(self, config: RunConfig) -> None:
         record, state = self._record, self._record.state
         tool_calls = ToolCalls(self, record, self._approvals, self._messages)
@@ -179,6 +199,10 @@ class AgentRunWorkflow:
             state.step += 1
             turn = await self._call_model(config)
             if turn is None:
+                return
+            if turn.kill_switch is not None:  # refused before the call: no step was taken
+                state.step -= 1
+                record.end_by_kill_switch(turn.kill_switch)
                 return
             self.stop_if_halted()
             self._messages.append(turn.message)
@@ -214,6 +238,7 @@ class AgentRunWorkflow:
                     tenant_id=request.tenant_id,
                     run_id=workflow.info().workflow_id,
                     shadow=request.shadow_of.candidate if request.shadow_of else None,
+                    check_kill_switch=self._record.is_lean,
                 )
             )
         except ActivityError as err:
@@ -228,6 +253,8 @@ class AgentRunWorkflow:
         for index, choice in enumerate(config.models):
             try:
                 turn = await self._model_activity(config, choice)
+                if turn.kill_switch is not None:
+                    return turn
             except ActivityError as err:
                 self.stop_if_halted()  # a halt's cancellation arrives as an activity error
                 cause = calls.cause(err)
@@ -240,7 +267,8 @@ class AgentRunWorkflow:
             record.state.usage = add_usage(
                 usage, choice.price, turn.input_tokens, turn.output_tokens
             )
-            record.upsert_visibility()
+            if not record.is_lean:  # lean: spend shows with the next status change
+                record.upsert_visibility()
             return turn
         reason = f"model call failed: {'; '.join(failures)}"
         record.finish(RunStatus.FAILED, StopReason.MODEL_ERROR, reason)
@@ -258,6 +286,7 @@ class AgentRunWorkflow:
                 tools=config.tools,
                 max_output_tokens=config.max_output_tokens,
                 context=self._record.context(),
+                check_kill_switch=self._record.is_lean,
             ),
             config.model_timeout_seconds,
         )
@@ -293,8 +322,12 @@ class AgentRunWorkflow:
             raise asyncio.CancelledError
 
     async def kill_switch(self, config: RunConfig, tool: str | None) -> KillSwitchCheck | None:
-        """The kill switch that covers this call, if one is on (checked before every call)."""
-        if not workflow.patched(KILL_SWITCH_PATCH):
+        """The kill switch that covers this call, if one is on. Lean runs: the run's own
+        switches as the config found them, at its first step (the model and tool
+        activities check later calls); a tool's before an approval is asked for it."""
+        if self._record.is_lean and tool is None:
+            return config.kill_switch if self._record.state.step == 0 else None
+        if not self._record.is_lean and not workflow.patched(KILL_SWITCH_PATCH):
             return None
         try:
             check = await calls.check_kill_switch(

@@ -18,6 +18,8 @@ from temporalio.common import SearchAttributeKey
 AGENT_RUN_WORKFLOW = "AgentRun"
 ROLLOUT_WORKFLOW = "CanaryRollout"
 DEFAULT_TASK_QUEUE = "opsready-agents"
+# The memo key under which a finished `AgentRun` keeps its outcome (a `RunOutcome`).
+OUTCOME_MEMO = "outcome"
 
 
 class Query(StrEnum):

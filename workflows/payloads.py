@@ -112,6 +112,9 @@ class RunConfig(_Model):
     flags_degraded: str | None = None  # why flag defaults were used, when they were
     shadow: Candidate | None = None  # this production run starts a shadow with the candidate
     is_shadow: bool = False
+    # Set when the config activity was asked to check the kill switches and one covering
+    # the agent is on: the run is refused before its first model call.
+    kill_switch: KillSwitchCheck | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +145,7 @@ class ResolveConfigInput(_Model):
     tenant_id: str | None = None
     run_id: str | None = None  # for sampling decisions (shadow) that must be stable per run
     shadow: Candidate | None = None  # resolve for a shadow run with this candidate
+    check_kill_switch: bool = False  # also check the global and agent switches
 
 
 # --- model and tool calls ----------------------------------------------------------------
@@ -209,6 +213,8 @@ class ModelCallInput(_Model):
     tools: list[ToolSpec]
     max_output_tokens: int
     context: RunContext = Field(default_factory=RunContext)
+    # Check the global and agent switches before calling the model (no call if one is on).
+    check_kill_switch: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -227,6 +233,7 @@ class ModelCallResult(_Model):
     input_tokens: int
     output_tokens: int
     finish_reason: str = "stop"
+    kill_switch: KillSwitchCheck | None = None  # the switch that refused the call
 
 
 class ToolCallInput(_Model):
@@ -241,6 +248,8 @@ class ToolCallInput(_Model):
     risk_tier: RiskTier | None = None
     decision: str = "auto"  # "auto" (no approval needed) or "approved"
     simulate: bool = False  # shadow runs: describe the call, never make it
+    # Check the global, agent and tool switches before running the tool (not run if on).
+    check_kill_switch: bool = False
 
 
 class ToolCallResult(_Model):
@@ -248,6 +257,7 @@ class ToolCallResult(_Model):
     output: Any = None
     error: str | None = None
     was_replayed: bool = False
+    kill_switch: KillSwitchCheck | None = None  # the switch that refused the call
 
 
 class NotifyApproversInput(_Model):

@@ -1,6 +1,7 @@
 """The record of one `AgentRun`: its state, and how every change to it shows outside.
 
-Status changes upsert the search attributes and memo and rewrite the UI's current details;
+Status changes upsert the search attributes and memo (lean runs: what changed, and the
+outcome with the last one) and rewrite the UI's current details;
 safety events and the run's end are logged through `workflow.logger` (silent on replay).
 Keeping this in one place is what makes a run look the same from the query, the UI list,
 the logs and the outcome store. Deterministic (workflow code).
@@ -8,12 +9,14 @@ the logs and the outcome store. Deterministic (workflow code).
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from workflows import calls, visibility
-from workflows.contract import SafetyKind
-from workflows.payloads import KillSwitchCheck, RunContext, ToolCallRequest
+from workflows.contract import OUTCOME_MEMO, SafetyKind
+from workflows.payloads import KillSwitchCheck, RunContext, RunOutcome, ToolCallRequest
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -29,6 +32,11 @@ class RunRecord:
     def __init__(self, request: AgentRunRequest, state: AgentRunState) -> None:
         self.request = request
         self.state = state
+        # Runs with the `lean-run` patch upsert only what changed (search attributes when
+        # a status, the variant or the spend changed; the memo with status changes) and
+        # carry their outcome in the last upsert; set by the run at its start.
+        self.is_lean = False
+        self._memo_sent: dict[str, Any] | None = None  # what the lean memo shows now
 
     def context(self) -> RunContext:
         """Who the run is for and which code and configuration it runs: on every activity."""
@@ -55,10 +63,23 @@ class RunRecord:
         )
 
     def finish(self, status: RunStatus, stop_reason: StopReason, reason: str) -> None:
-        self.state.stop_reason = stop_reason
-        self.state.reason = reason
+        state = self.state
+        state.stop_reason = stop_reason
+        state.reason = reason
         self.set_status(status)
-        workflow.logger.info("run ended: %s (%s)", status.value, reason)
+        workflow.logger.info(
+            "run ended: %s (%s)",
+            status.value,
+            reason,
+            extra={
+                "status": status.value,
+                "stop_reason": stop_reason.value,
+                "steps": state.step,
+                "input_tokens": state.usage.input_tokens,
+                "output_tokens": state.usage.output_tokens,
+                "cost_usd": state.usage.cost_usd,
+            },
+        )
 
     def end_by_kill_switch(self, check: KillSwitchCheck) -> None:
         """A global or agent switch is on: a new run is refused, a running one halts."""
@@ -68,14 +89,39 @@ class RunRecord:
 
     def set_status(self, status: RunStatus) -> None:
         self.state.status = status
-        self.upsert_visibility()
+        # Lean: the memo follows status changes; the first `running` (set by the starter
+        # already) shows only in the search attributes, with the variant.
+        self.upsert_visibility(memo=status is not RunStatus.RUNNING or bool(self._memo_sent))
         workflow.set_current_details(visibility.current_details(self.state))
 
-    def upsert_visibility(self) -> None:
-        workflow.upsert_search_attributes(
-            visibility.search_attribute_updates(self.request, self.state)
-        )
-        workflow.upsert_memo(visibility.memo(self.state))
+    def upsert_visibility(self, *, memo: bool = True) -> None:
+        updates = visibility.search_attribute_updates(self.request, self.state)
+        if not self.is_lean:
+            workflow.upsert_search_attributes(updates)
+            workflow.upsert_memo(visibility.memo(self.state))
+            return
+        shown = workflow.info().typed_search_attributes
+        changed = [u for u in updates if shown.get(u.key) != u.value]
+        if changed:
+            workflow.upsert_search_attributes(changed)
+        if memo:
+            self._upsert_memo_changes()
+
+    def _upsert_memo_changes(self) -> None:
+        """The memo keys whose value changed (a terminal status adds the outcome): fewer
+        payloads, and no event at all when nothing changed."""
+        wanted = visibility.memo(self.state)
+        if self.state.status.is_terminal:
+            wanted[OUTCOME_MEMO] = self.outcome().model_dump(mode="json")
+        sent = self._memo_sent
+        if sent is None:  # the start memo (or the one continue-as-new carried) has others
+            shown = workflow.info().raw_memo
+            changes = {k: v for k, v in wanted.items() if v is not None or k in shown}
+        else:
+            changes = {k: v for k, v in wanted.items() if v != sent.get(k)}
+        if changes:
+            workflow.upsert_memo(changes)
+        self._memo_sent = wanted
 
     def log_approval(self, record: ApprovalRecord) -> None:
         workflow.logger.info(
@@ -95,11 +141,18 @@ class RunRecord:
     def result(self) -> AgentRunResult:
         return visibility.result_of(self.state)
 
-    async def record_outcome(self) -> None:
-        """Keep the finished run's outcome for SLOs and canary comparisons (an activity)."""
-        outcome = visibility.outcome_of(
+    def outcome(self) -> RunOutcome:
+        """The finished run's outcome for SLOs and canary comparisons."""
+        return visibility.outcome_of(
             workflow.info().workflow_id, self.request, self.state, self.context(), workflow.now()
         )
+
+    async def record_outcome(self) -> None:
+        """Keep the finished run's outcome (an activity). Lean runs carry it in their last
+        memo upsert instead, where the worker's outcome recorder and visibility read it."""
+        if self.is_lean:
+            return
+        outcome = self.outcome()
         try:
             await calls.record_outcome(outcome)
         except ActivityError as err:

@@ -88,17 +88,13 @@ class ToolCalls:
             self._tool_message(call, {"error": record.error})
             return True
         record.risk_tier = spec.risk_tier
-        killed = await self._run.kill_switch(config, spec.name)
-        if killed is not None and killed.scope == "tool":
-            # A tool's switch refuses that tool; the model is told and may answer without it.
-            record.decision, record.error = "denied", killed.reason
-            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {killed.reason}")
-            self._tool_message(call, {"error": f"tool disabled: {killed.reason}"})
-            return True
-        if killed is not None:
-            self._record.end_by_kill_switch(killed)
-            record.decision = "halted"
-            return False
+        is_lean = self._record.is_lean
+        if not is_lean:  # lean: the tool activity checks the switches itself
+            goes_on = self._refused(
+                call, spec, record, await self._run.kill_switch(config, spec.name)
+            )
+            if goes_on is not None:
+                return goes_on
         gate = tool_gate(config, spec, call.arguments)
         if gate.refusal is not None:
             record.decision, record.error = "denied", gate.refusal
@@ -107,6 +103,11 @@ class ToolCalls:
             self._tool_message(call, {"error": gate.refusal})
             return True
         if gate.approval_reason is not None:
+            if is_lean:  # nobody is asked to approve a call its switch refuses
+                killed = await self._run.kill_switch(config, spec.name)
+                goes_on = self._refused(call, spec, record, killed)
+                if goes_on is not None:
+                    return goes_on
             try:
                 outcome = await self._approval(config, call, spec, gate.approval_reason)
             except asyncio.CancelledError:
@@ -125,11 +126,35 @@ class ToolCalls:
             record.decision = "halted"
             record.error = "halted while the tool ran; it may have finished (see its activity)"
             raise
+        goes_on = self._refused(call, spec, record, result.kill_switch)
+        if goes_on is not None:
+            return goes_on
         record.decision = "failed" if has_failed else "simulated" if gate.simulate else "executed"
         record.ok, record.output, record.error = result.ok, result.output, result.error
         record.idempotency_key = self._record.idempotency_key(call)
         self._tool_message(call, result.output if result.ok else {"error": result.error})
         return True
+
+    def _refused(
+        self,
+        call: ToolCallRequest,
+        spec: ToolSpec,
+        record: ToolCallRecord,
+        killed: KillSwitchCheck | None,
+    ) -> bool | None:
+        """None when no switch refused the call; else whether the run goes on. A tool's
+        switch refuses that tool (the model is told and may answer without it); a global
+        or agent switch ends the run."""
+        if killed is None:
+            return None
+        if killed.scope == "tool":
+            record.decision, record.error = "denied", killed.reason
+            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {killed.reason}")
+            self._tool_message(call, {"error": f"tool disabled: {killed.reason}"})
+            return True
+        self._record.end_by_kill_switch(killed)
+        record.decision = "halted"
+        return False
 
     async def _approval(
         self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, reason: str
@@ -235,6 +260,7 @@ class ToolCalls:
                     risk_tier=spec.risk_tier,
                     decision=decision,
                     simulate=simulate,
+                    check_kill_switch=self._record.is_lean,
                 ),
                 spec.timeout_seconds,
             )

@@ -12,11 +12,20 @@ from collections.abc import Mapping
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.flags import FlagClient, check_kill_switch
 from activities.models.base import ModelProvider
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
-from workflows.payloads import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
+from workflows.payloads import (
+    ChatMessage,
+    KillSwitchCheck,
+    KillSwitchInput,
+    ModelCallInput,
+    ModelCallResult,
+    ToolCallRequest,
+    ToolSpec,
+)
 from workflows.policy import price_usage
 
 
@@ -26,13 +35,24 @@ class ModelActivities:
         providers: Mapping[str, ModelProvider],
         registry: ToolRegistry,
         telemetry: Telemetry | None = None,
+        flags: FlagClient | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._registry = registry
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
+        self._flags = flags
 
     @activity.defn(name=Activity.MODEL_CHAT)
     async def chat(self, request: ModelCallInput) -> ModelCallResult:
+        killed = self._kill_switch(request)
+        if killed is not None:  # no call: the run ends on the switch
+            return ModelCallResult(
+                message=ChatMessage(role="assistant"),
+                input_tokens=0,
+                output_tokens=0,
+                finish_reason="kill_switch",
+                kill_switch=killed,
+            )
         provider = self._providers.get(request.model.provider)
         if provider is None:
             known = ", ".join(sorted(self._providers))
@@ -48,6 +68,14 @@ class ModelActivities:
             call.record(result, tool_calls=checked, cost_usd=cost)
         message = result.message.model_copy(update={"tool_calls": checked})
         return result.model_copy(update={"message": message})
+
+    def _kill_switch(self, request: ModelCallInput) -> KillSwitchCheck | None:
+        if not request.check_kill_switch or self._flags is None:
+            return None
+        check = check_kill_switch(
+            self._flags, KillSwitchInput(agent=request.agent, context=request.context)
+        )
+        return check if check.is_killed else None
 
     def _check(self, call: ToolCallRequest, allowed: list[ToolSpec]) -> ToolCallRequest:
         if call.error is not None:
