@@ -8,6 +8,7 @@ results (value, variation, reason) are recorded in history, so replays never re-
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -27,11 +28,20 @@ log = structlog.get_logger("opsready.flags")
 
 def evaluation_context(agent: str, context: RunContext | None = None) -> Context:
     """The multi-kind context a run is evaluated in: agent, user and tenant (when known)."""
+    if context is None:
+        return _evaluation_context(agent, None, None)
+    return _evaluation_context(agent, context.user_id, context.tenant_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _evaluation_context(agent: str, user_id: str | None, tenant_id: str | None) -> Context:
+    # Built once per agent, user and tenant (contexts are immutable): every model and tool
+    # call of a run checks its kill switches in the same one.
     kinds = [Context.builder(agent).kind("agent").build()]
-    if context is not None and context.user_id:
-        kinds.append(Context.builder(context.user_id).kind("user").build())
-    if context is not None and context.tenant_id:
-        kinds.append(Context.builder(context.tenant_id).kind("tenant").build())
+    if user_id:
+        kinds.append(Context.builder(user_id).kind("user").build())
+    if tenant_id:
+        kinds.append(Context.builder(tenant_id).kind("tenant").build())
     return kinds[0] if len(kinds) == 1 else Context.create_multi(*kinds)
 
 

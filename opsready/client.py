@@ -292,14 +292,17 @@ class OpsreadyClient:
         comment: str | None = None,
     ) -> AgentRunState:
         """Send a decision through the `decide` update: refused decisions raise, accepted
-        ones return the state after the workflow acted on them."""
+        ones return the state after the workflow acted on them.
+
+        The update goes first (one round trip, what an approver waits on); the run is
+        described only when the update fails, to say whether it is unknown, another kind of
+        workflow or already over."""
         try:
             decision = ApprovalDecision(
                 request_id=request_id, approved=approved, approver=approver, comment=comment
             )
         except ValidationError as err:
             raise OpsreadyError(f"invalid decision: {one_line(err)}") from None
-        await self._require_open(run_id)
         try:
             state: AgentRunState = await self._handle(run_id).execute_update(
                 Update.DECIDE, decision, result_type=AgentRunState
@@ -309,9 +312,15 @@ class OpsreadyClient:
             reason = err.cause.message if hasattr(err.cause, "message") else str(err.cause)
             raise NotAwaitingApprovalError(f"{run_id}: {reason}") from None
         except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
+            await self._require_open(run_id)  # unknown, another workflow type, or ended
+            if err.status is RPCStatusCode.NOT_FOUND:  # it ended meanwhile
                 raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot send the decision to {run_id}: {err.message}") from None
+        except ValidationError:
+            # The answer is not a run's state: the id names another workflow that also
+            # takes `decide` (a rollout), which has taken the decision. Say which it is.
+            await self._describe(run_id)
+            raise OpsreadyError(f"{run_id} is not an agent run") from None
 
     async def halt(self, run_id: str, *, reason: str, by: str) -> None:
         """Stop the run at once (also while it waits for an approval or runs a tool)."""

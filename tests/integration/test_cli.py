@@ -228,6 +228,10 @@ async def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(cli: Cli) -> No
     await cli.client.result(answered)
     one_line_error(await cli("approve", answered, "--as", "alice"), "already ended")
     one_line_error(await cli("halt", answered, "--reason", "late"), "already ended")
+    # The decision goes out first; the run is described only to say why it failed.
+    unknown = await cli("approve", "support-triage-does-not-exist", "--as", "alice")
+    one_line_error(unknown, "no run 'support-triage-does-not-exist'")
+    assert unknown.code == 3
 
     usage = await cli("list", "--status", "bogus")
     assert usage.code == 2 and "invalid choice" in usage.err and "Traceback" not in usage.err
