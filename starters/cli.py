@@ -93,8 +93,8 @@ def register_local_stack(commands: Subcommands) -> None:
     overhead.add_argument(
         "--k", type=_counts, default=[1, 5], help="tool calls per run, comma-separated (1,5)"
     )
-    overhead.add_argument("--runs", type=int, default=20, help="runs per kind per round (20)")
-    overhead.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    overhead.add_argument("--runs", type=int, default=10, help="runs per kind per round (10)")
+    overhead.add_argument("--rounds", type=int, default=10, help="interleaved rounds (10)")
     overhead.add_argument("--concurrency", type=int, default=4, help="runs at once (4)")
 
     approval = add_command(

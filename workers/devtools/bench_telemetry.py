@@ -7,7 +7,7 @@ process CPU time per run and the ratio on/off.
 
 off: no tracing interceptor, no-op tracer and meter, no correlation interceptor, logs at
      WARNING (the per-call records are not emitted).
-on:  TracingInterceptor + SDK tracer with a batch processor into an in-memory exporter,
+on:  TracingInterceptor + SDK tracer with a batch processor (spans exported, then dropped),
      SDK meter with an in-memory reader, correlation interceptor, JSON logs at INFO
      (rendered and written to /dev/null).
 """

@@ -47,9 +47,9 @@ async def _idle(worker: WorkerProcess, *, quiet_for: float = 2.0, timeout: float
     """Until the worker has used less than IDLE_CPU of a core for `quiet_for` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        before = worker.cpu()
+        before = await worker.cpu()
         await asyncio.sleep(quiet_for)
-        if worker.cpu() - before < IDLE_CPU * quiet_for:
+        if await worker.cpu() - before < IDLE_CPU * quiet_for:
             return
     raise TimeoutError("the worker never went idle")
 

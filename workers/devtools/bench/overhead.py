@@ -61,9 +61,9 @@ async def measure(bench: Bench, kind: str, tool_calls: int, runs: int, concurren
         ids.append(run_id)
         await finish(bench, run_id)
 
-    cpu, server = worker.cpu(), bench.server_cpu()
+    cpu, server = await worker.cpu(), bench.server_cpu()
     wall = await run_all(runs, concurrency, one)
-    cpu, server = worker.cpu() - cpu, bench.server_cpu() - server
+    cpu, server = await worker.cpu() - cpu, bench.server_cpu() - server
     return Sample(cpu / runs, server / runs, runs / wall, await history_length(bench, ids[0]))
 
 
@@ -144,7 +144,7 @@ def report(
     return "\n".join(lines), met
 
 
-def run_bench(ks: list[int], runs: int = 20, rounds: int = 5, concurrency: int = 4) -> int:
+def run_bench(ks: list[int], runs: int = 10, rounds: int = 10, concurrency: int = 4) -> int:
     from opsready.logs import configure_logging
 
     configure_logging(level="ERROR")

@@ -23,7 +23,7 @@ from opsready.settings import Settings
 from workers.devserver import dynamic_config_args, local_temporal
 from workers.devtools.bench import agent
 from workers.devtools.bench.telemetry import quiet_runtime, telemetry_on
-from workers.devtools.bench.worker import READY
+from workers.devtools.bench.worker import CPU, READY
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -131,8 +131,12 @@ class WorkerProcess:
     def pid(self) -> int:
         return self.process.pid
 
-    def cpu(self) -> float:
-        return cpu_seconds(self.pid)
+    async def cpu(self) -> float:
+        """The worker's CPU seconds so far, all threads, as it measures them itself."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(f"{CPU}\n".encode())
+        await self.process.stdin.drain()
+        return float((await self.process.stdout.readline()).decode())
 
     def rss(self) -> int:
         return rss_bytes(self.pid)

@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
@@ -24,6 +25,7 @@ from workers.devtools.bench.bare import BareRun, bare_activities
 from workers.devtools.bench.telemetry import quiet_runtime, telemetry_off, telemetry_on
 
 READY = "ready"
+CPU = "cpu"
 
 
 def bench_settings(root: Path, task_queue: str, max_cached_workflows: int = 1000) -> Settings:
@@ -68,7 +70,7 @@ async def serve(address: str, settings: Settings, telemetry_on_: bool) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-        loop.add_reader(sys.stdin.fileno(), lambda: _stop_at_eof(stop))
+        loop.add_reader(sys.stdin.fileno(), lambda: _answer(stop))
         async with worker:
             print(READY, describe_limits(settings), flush=True)
             await stop.wait()
@@ -76,9 +78,14 @@ async def serve(address: str, settings: Settings, telemetry_on_: bool) -> None:
         telemetry.shutdown()
 
 
-def _stop_at_eof(stop: asyncio.Event) -> None:
-    if not sys.stdin.read(1):  # the bench went away: do not outlive it
+def _answer(stop: asyncio.Event) -> None:
+    """A line from the bench: `cpu` asks for this process's CPU seconds (all threads, ns
+    resolution, where /proc counts 10 ms ticks); end of input means the bench went away."""
+    line = sys.stdin.readline()
+    if not line:
         stop.set()
+    elif line.strip() == CPU:
+        print(f"{time.process_time():.9f}", flush=True)
 
 
 def main() -> None:
