@@ -18,6 +18,7 @@ interceptor here would record every span twice).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -164,10 +165,31 @@ def build_worker(
     )
 
 
+# Workflow task slots per core. A workflow task holds its slot from the poll to the
+# completion; Python runs them one at a time (the GIL), so more slots than the cores can
+# turn over only queue tasks inside the worker, where their start-to-close timeout runs
+# (the livelock of issue 13), and fewer leave cached runs' tasks waiting on the sticky
+# queue past its schedule-to-start timeout. `opsready bench burst` measured 2, 8 and 100
+# slots and the resource-based tuner on 2 cores (docs/decisions.md, "Worker slots").
+WORKFLOW_TASK_SLOTS_PER_CORE = 4
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def worker_limits(settings: Settings) -> dict[str, Any]:
-    """How much one worker takes on at once (`Worker` arguments)."""
+    """How much one worker takes on at once (`Worker` arguments): fixed slot counts."""
+    workflow_tasks = settings.max_concurrent_workflow_tasks or max(
+        2, WORKFLOW_TASK_SLOTS_PER_CORE * cores()
+    )
     return {
         "max_cached_workflows": settings.max_cached_workflows,
+        "max_concurrent_workflow_tasks": workflow_tasks,
         "max_concurrent_activities": settings.max_concurrent_activities,
     }
 
