@@ -125,7 +125,7 @@ class Settings(LogSettings):
     approval_webhook_url: str | None = None
     max_cached_workflows: int = Field(default=1000, ge=10)
     max_concurrent_activities: int = Field(default=100, ge=1)
-    # Workflow tasks one worker works on at once; None: four per core it may run on
+    # Workflow tasks one worker works on at once; None: eight per core it may run on
     # (workers.app.worker_limits; docs/decisions.md, "Worker slots").
     max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
     temporal_bin: str | None = None

@@ -169,9 +169,10 @@ def build_worker(
 # completion; Python runs them one at a time (the GIL), so more slots than the cores can
 # turn over only queue tasks inside the worker, where their start-to-close timeout runs
 # (the livelock of issue 13), and fewer leave cached runs' tasks waiting on the sticky
-# queue past its schedule-to-start timeout. `opsready bench burst` measured 2, 8 and 100
-# slots and the resource-based tuner on 2 cores (docs/decisions.md, "Worker slots").
-WORKFLOW_TASK_SLOTS_PER_CORE = 4
+# queue past its schedule-to-start timeout; a mass halt needs enough to turn over 100 runs
+# in time. Measured on 2 cores (bench burst, bench kill-switch): docs/decisions.md, "Worker
+# slots".
+WORKFLOW_TASK_SLOTS_PER_CORE = 8
 
 
 def cores() -> int:
