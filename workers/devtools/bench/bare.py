@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import activity, workflow
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 BARE_WORKFLOW = "BareRun"
 CONFIG, MODEL, TOOL = "bare.config", "bare.model", "bare.tool"
@@ -70,3 +71,11 @@ async def bare_tool(step: int) -> str:
 
 def bare_activities() -> list[Callable[..., Any]]:
     return [bare_config, bare_model, bare_tool]
+
+
+def bare_runner() -> SandboxedWorkflowRunner:
+    """The sandbox with this module passed through, the treatment opsready's workflow
+    package gets (the plugin adds its own passthrough on top)."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(__name__)
+    )

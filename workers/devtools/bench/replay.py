@@ -17,13 +17,12 @@ from pathlib import Path
 
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from opsready.console import advance, progress, table, table_text
 from opsready.plugin import OpsreadyPlugin
 from workers.app import WORKFLOWS
 from workers.devtools.bench import agent
-from workers.devtools.bench.bare import BareRequest, BareRun
+from workers.devtools.bench.bare import BareRequest, BareRun, bare_runner
 from workers.devtools.bench.rig import (
     Spread,
     bench_server,
@@ -56,13 +55,10 @@ async def record(tool_calls: int) -> dict[str, WorkflowHistory]:
 
 
 def replayer() -> Replayer:
-    runner = SandboxedWorkflowRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(BareRun.__module__)
-    )
     return Replayer(
         workflows=[*WORKFLOWS, BareRun],
         plugins=[OpsreadyPlugin(tracing=False)],
-        workflow_runner=runner,
+        workflow_runner=bare_runner(),
     )
 
 

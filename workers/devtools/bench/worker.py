@@ -15,13 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
 from opsready.connection import connect
 from opsready.logs import configure_logging
 from opsready.settings import Settings
 from workers.devtools.bench import agent
-from workers.devtools.bench.bare import BareRun, bare_activities
+from workers.devtools.bench.bare import BareRun, bare_activities, bare_runner
 from workers.devtools.bench.telemetry import quiet_runtime, telemetry_off, telemetry_on
 
 READY = "ready"
@@ -55,17 +53,13 @@ async def serve(address: str, settings: Settings, telemetry_on_: bool) -> None:
             tools=agent.tools(),
             telemetry=telemetry,
         )
-        # The bare twin gets the sandbox treatment opsready's workflows get (passed through).
-        runner = SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(BareRun.__module__)
-        )
         worker = build_worker(
             client,
             settings,
             activities=[*activities, *bare_activities()],
             correlation=telemetry_on_,
             workflows=[BareRun],
-            workflow_runner=runner,
+            workflow_runner=bare_runner(),
         )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
