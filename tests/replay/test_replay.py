@@ -34,7 +34,7 @@ from tests.replay.recorder import (
 from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
-from workflows.agent_run import KILL_SWITCH_PATCH
+from workflows.agent_run import KILL_SWITCH_PATCH, LEAN_RUN_PATCH
 from workflows.contract import Activity
 from workflows.types import RunStatus, StopReason
 
@@ -181,9 +181,14 @@ def test_golden_histories_cover_every_approval_path(current_facts: dict[str, Fac
         assert path in paths, f"no golden history for approval path {path}"
 
 
-def test_golden_histories_cover_both_patch_generations(all_facts: dict[str, Facts]) -> None:
-    unpatched = {name for name, f in all_facts.items() if KILL_SWITCH_PATCH not in f.patches}
-    patched = set(all_facts) - unpatched
-    # Runs started before the kill-switch patch must keep replaying until it is retired.
+def test_golden_histories_cover_every_patch_generation(all_facts: dict[str, Facts]) -> None:
+    lean = {name for name, f in all_facts.items() if LEAN_RUN_PATCH in f.patches}
+    checked = {name for name, f in all_facts.items() if KILL_SWITCH_PATCH in f.patches}
+    unpatched = set(all_facts) - lean - checked
+    # Runs started before each patch must keep replaying until it is retired.
     assert {f"v1/{FILE_PREFIX}{name}.json" for name in LEGACY_SCENARIOS} <= unpatched
-    assert patched, f"no history recorded with the {KILL_SWITCH_PATCH!r} patch"
+    assert checked, f"no history recorded with the {KILL_SWITCH_PATCH!r} patch"
+    assert {name for name in checked if name.endswith(f"-before-{LEAN_RUN_PATCH}.json")}
+    # Every current scenario is recorded on the lean path.
+    current = [history_path(HISTORY_DIR, name) for s in SCENARIOS for name in file_names(s)]
+    assert {display_name(path) for path in current} <= lean
