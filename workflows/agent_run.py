@@ -175,16 +175,15 @@ class AgentRunWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> AgentRunResult:
         record = self._record
-        if self._invalid_request is not None:
-            # Within the first workflow task: no activity, no outcome (no agent ran), and no
-            # user shown (the stand-in request has none).
-            record.finish(RunStatus.FAILED, StopReason.INVALID_REQUEST, self._invalid_request)
-            self._closes_in_temporal_terms = workflow.patched(END_PATCH)
-            return await self._close()
-        # Asked in the first task, which holds only the start: replays ask it there too.
-        # (An invalid request, above, takes no step either path would differ in.) A new run
-        # records the first marker only; a replay finds the one its recording has, if any.
+        # Asked in the first task, which holds only the start: replays ask it there too. A
+        # new run records the first marker only; a replay finds the one its recording has.
         self._is_hardened_lean = workflow.patched(LEAN_RUN_HARDENED_PATCH)
+        if self._invalid_request is not None:
+            # Within the first workflow task: no activity, no outcome (no agent ran, so no
+            # lean path either), and no user shown (the stand-in request has none).
+            record.finish(RunStatus.FAILED, StopReason.INVALID_REQUEST, self._invalid_request)
+            self._closes_in_temporal_terms = self._ends_in_temporal_terms()
+            return await self._close()
         record.is_lean = self._is_hardened_lean or workflow.patched(LEAN_RUN_PATCH)
         try:
             await self._run_to_end(self._request)
