@@ -16,15 +16,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
 
-from workflows import calls, inputs, model_turns, run_end, shadow, visibility
+from workflows import calls, inputs, kill_switches, model_turns, run_end, shadow, visibility
 from workflows.approvals import ApprovalBook
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
 from workflows.payloads import (
     ChatMessage,
     KillSwitchCheck,
-    KillSwitchInput,
     NotifyApproversInput,
     ResolveConfigInput,
     RunCheckpoint,
@@ -47,14 +46,12 @@ from workflows.types import (
 )
 
 # Patch ids: a change to the commands AgentRun emits ships behind one (see README,
-# "Changing workflow code"), so runs recorded before it still replay.
-KILL_SWITCH_PATCH = "kill-switch-checks"
+# "Changing workflow code"), so runs recorded before it still replay. Also asked by this
+# workflow: END_PATCH (workflows.run_end), KILL_SWITCH_PATCH and KILL_SWITCH_FAILURE_PATCH
+# (workflows.kill_switches).
 HALT_PATCH = "halt-stops-at-once"
 # A malformed `halt` signal halts (before: the SDK dropped it). Asked only when one lands.
 SIGNAL_PATCH = "malformed-halt-halts"
-# A kill-switch check that fails (any failure, not only an ActivityError: see
-# `kill_switch`) is an unknown switch: fail closed. Asked only when such a failure lands.
-KILL_SWITCH_FAILURE_PATCH = "kill-switch-failure-unchecked"
 # Runs with no config (config error, invalid request) show AgentUser pseudonymised.
 USER_ATTRIBUTE_PATCH = "agent-user-pseudonym"
 # Lean runs (docs/decisions.md, issue 13): kill switches checked by the config, model and
@@ -407,50 +404,8 @@ class AgentRunWorkflow:
             raise asyncio.CancelledError
 
     async def kill_switch(self, config: RunConfig, tool: str | None) -> KillSwitchCheck | None:
-        """The kill-switch check before a call: None when the call may go ahead, else a check
-        that is on (`is_killed`) or could not be read (`is_unknown`: the caller refuses a new
-        run or a destructive tool, and the run is marked `flags_degraded`). Lean runs: the
-        run's own switches as the config activity found them, at its first step (the model
-        and tool activities check later calls themselves); a tool's before an approval is
-        asked for it (a local activity, as every check was before)."""
-        record = self._record
-        if record.is_lean and tool is None:
-            return record.kill_switch_seen(config.kill_switch) if record.state.step == 0 else None
-        if not record.is_lean and not workflow.patched(KILL_SWITCH_PATCH):
-            return None
-        try:
-            check = await calls.check_kill_switch(
-                KillSwitchInput(agent=config.agent, tool=tool, context=self._record.context())
-            )
-        except FailureError as err:
-            # temporalio 1.35 hands a failed local activity over unwrapped: an
-            # ApplicationError when it raised (every time), and a bare TimeoutError when it
-            # timed out, on replay (an ActivityError the first time). Catching only
-            # ActivityError failed such runs, and failed their replay.
-            self.stop_if_halted()
-            return self._unchecked(err)
-        self.stop_if_halted()
-        if check.is_killed:
-            return check
-        if check.is_unknown:
-            self._record.switch_unknown(check)
-            return check
-        return None
-
-    def _unchecked(self, err: FailureError) -> KillSwitchCheck | None:
-        detail = calls.cause(err) if isinstance(err, ActivityError) else str(err)
-        if workflow.patched(KILL_SWITCH_FAILURE_PATCH):
-            self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, detail)
-            check = KillSwitchCheck(
-                is_killed=False, is_unknown=True, reason=f"kill switch not checked: {detail}"
-            )
-            self._record.switch_unknown(check)
-            return check
-        if isinstance(err, ApplicationError):
-            raise err  # recorded before the patch: the run failed here
-        # Recorded before the patch: flags unreachable, the listener's batch halt the backstop.
-        self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, detail)
-        return None
+        """The kill-switch check before a call (workflows.kill_switches)."""
+        return await kill_switches.check(self, self._record, config, tool)
 
     async def notify(
         self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool

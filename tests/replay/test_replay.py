@@ -38,8 +38,9 @@ from tests.replay.recorder import (
 from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
-from workflows.agent_run import KILL_SWITCH_PATCH, LEAN_RUN_HARDENED_PATCH, LEAN_RUN_PATCH
+from workflows.agent_run import LEAN_RUN_HARDENED_PATCH, LEAN_RUN_PATCH
 from workflows.contract import Activity
+from workflows.kill_switches import KILL_SWITCH_PATCH
 from workflows.run_end import END_PATCH
 from workflows.types import RunStatus, StopReason
 
