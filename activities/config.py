@@ -16,13 +16,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.flag_choices import RUN_FLAGS, choose
-from activities.flags import FlagClient, evaluation_context
+from activities.flags import FlagClient, checked_kill_switch, evaluation_context
 from activities.tools.registry import ToolRegistry
 from opsready.agents import load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
 from workflows.contract import PAUSED_AGENTS_FLAG, Activity, ErrorType
 from workflows.payloads import (
+    KillSwitchCheck,
+    KillSwitchInput,
     ModelChoice,
     ModelRetryBudget,
     ResolveConfigInput,
@@ -128,7 +130,20 @@ class ConfigActivities:
             ),
         )
         digest = hashlib.sha256(raw + config.model_dump_json().encode()).hexdigest()[:16]
-        return config.model_copy(update={"config_hash": digest})
+        return config.model_copy(
+            update={"config_hash": digest, "kill_switch": self._kill_switch(request)}
+        )
+
+    def _kill_switch(self, request: ResolveConfigInput) -> KillSwitchCheck | None:
+        """When the run asked (lean runs): the global or agent switch that is on, or the
+        check that could not read one; either refuses the new run (fail closed)."""
+        if not request.check_kill_switch:
+            return None
+        context = RunContext(user_id=request.user_id, tenant_id=request.tenant_id)
+        check = checked_kill_switch(
+            self._flags, KillSwitchInput(agent=request.agent, context=context)
+        )
+        return check if check.is_killed or check.is_unknown else None
 
     def _evaluate_flags(self, request: ResolveConfigInput) -> list[FlagEvaluation]:
         if self._flags is None:

@@ -14,6 +14,7 @@ boolean, the check says `is_unknown`, and runs refuse new work and destructive t
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -35,11 +36,20 @@ log = structlog.get_logger("opsready.flags")
 
 def evaluation_context(agent: str, context: RunContext | None = None) -> Context:
     """The multi-kind context a run is evaluated in: agent, user and tenant (when known)."""
+    if context is None:
+        return _evaluation_context(agent, None, None)
+    return _evaluation_context(agent, context.user_id, context.tenant_id)
+
+
+@functools.lru_cache(maxsize=4096)
+def _evaluation_context(agent: str, user_id: str | None, tenant_id: str | None) -> Context:
+    # Built once per agent, user and tenant (contexts are immutable): every model and tool
+    # call of a run checks its kill switches in the same one.
     kinds = [Context.builder(agent).kind("agent").build()]
-    if context is not None and context.user_id:
-        kinds.append(Context.builder(context.user_id).kind("user").build())
-    if context is not None and context.tenant_id:
-        kinds.append(Context.builder(context.tenant_id).kind("tenant").build())
+    if user_id:
+        kinds.append(Context.builder(user_id).kind("user").build())
+    if tenant_id:
+        kinds.append(Context.builder(tenant_id).kind("tenant").build())
     return kinds[0] if len(kinds) == 1 else Context.create_multi(*kinds)
 
 
@@ -169,22 +179,53 @@ def shared_flag_client(settings: Settings) -> FlagClient:
         return client
 
 
+def check_kill_switch(flags: FlagClient, request: KillSwitchInput) -> KillSwitchCheck:
+    """The switch covering this agent (and tool) that is on, logged as a safety event. An
+    in-memory evaluation (the SDK keeps flags in memory and updates them from its own
+    threads): no I/O, so the activities call it on the event loop, before their work."""
+    context = evaluation_context(request.agent, request.context)
+    check = flags.kill_switch(request.agent, request.tool, context)
+    if check.is_killed:
+        log.warning(
+            "safety event",
+            kind=SafetyKind.KILL_SWITCH,
+            flag=check.flag,
+            tool=request.tool,
+            detail=check.reason,
+        )
+    return check
+
+
+def checked_kill_switch(flags: FlagClient | None, request: KillSwitchInput) -> KillSwitchCheck:
+    """The check the config, model and tool activities make themselves (lean runs): as
+    `check_kill_switch`, but failing closed where the check activity's failure would: a
+    worker without a flag client, or a check that raises, is an unknown switch
+    (`is_unchecked`), so the run refuses what an unknown switch forbids and records
+    `kill_switch_unchecked`."""
+    if flags is None:
+        detail = "this worker has no flag client"
+    else:
+        try:
+            return check_kill_switch(flags, request)
+        except Exception as err:  # whatever broke, the switch's state is not known
+            detail = f"{type(err).__name__}: {err}"
+            log.error(
+                "kill switch not checked", agent=request.agent, tool=request.tool, error=detail
+            )
+    return KillSwitchCheck(
+        is_killed=False,
+        is_unknown=True,
+        is_unchecked=True,
+        reason=f"kill switch not checked: {detail}",
+    )
+
+
 class FlagActivities:
     def __init__(self, flags: FlagClient) -> None:
         self._flags = flags
 
     @activity.defn(name=Activity.CHECK_KILL_SWITCH)
     async def check_kill_switch(self, request: KillSwitchInput) -> KillSwitchCheck:
-        # An in-memory evaluation (the SDK keeps flags in memory and updates them from its
-        # own threads): no I/O, so no thread hop on this hot path.
-        context = evaluation_context(request.agent, request.context)
-        check = self._flags.kill_switch(request.agent, request.tool, context)
-        if check.is_killed:
-            log.warning(
-                "safety event",
-                kind=SafetyKind.KILL_SWITCH,
-                flag=check.flag,
-                tool=request.tool,
-                detail=check.reason,
-            )
-        return check
+        # Runs recorded before the `lean-run` patch ask before every call; newer ones ask
+        # the config, model and tool activities to check (workflows/agent_run.py).
+        return check_kill_switch(self._flags, request)

@@ -1,8 +1,11 @@
-"""Run outcomes: one host's record in a SQLite file, and the run-level metrics.
+"""Run outcomes: one host's record in a SQLite file, and the run-level metrics (runs by
+status, duration, steps, cost, approvals, safety events).
 
 The SLO monitor and canary gates read Temporal visibility, which every worker shares
 (opsready/slo/source.py); this store only sees the runs of the workers on its host, so it
-stays as the embedded record of a laptop (and a `CohortSource` for tests).
+stays as the embedded record of a laptop (and a `CohortSource` for tests). Lean runs hand
+their outcome over through the worker's recorder (workers/outcome_recorder.py), redacted as
+their memo shows it; older runs through the `record_outcome` activity.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -41,6 +45,7 @@ class OutcomeStore:
         self.path = path
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outcomes")
         with sqlite3.connect(path) as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
@@ -85,9 +90,18 @@ class OutcomeStore:
 
     @activity.defn(name=Activity.RECORD_OUTCOME)
     async def record_outcome(self, outcome: RunOutcome) -> None:
+        """Runs recorded before the `lean-run` patch call this at their end."""
         await asyncio.to_thread(self._write, outcome)
         if activity.info().attempt == 1:  # a retry after a lost reply must not count twice
             self._measure(outcome)
+            self._log(outcome)
+
+    def record_finished(self, outcome: RunOutcome) -> None:
+        """A run's outcome as its last memo upsert carries it (workers.outcome_recorder):
+        the metrics now, the row by a writer thread. Never blocks on the database: the
+        caller is the run's workflow task."""
+        self._measure(outcome)
+        self._writer.submit(self._write, outcome)
 
     def _measure(self, outcome: RunOutcome) -> None:
         """Run-level metrics, once per run: status, latency, steps, cost, approvals, safety."""
@@ -113,6 +127,9 @@ class OutcomeStore:
             m.approval_wait.record(wait, {**labels, "outcome": approval.outcome})
         for kind in outcome.safety_kinds:
             m.safety_events.add(1, {**labels, "kind": kind})
+
+    def _log(self, outcome: RunOutcome) -> None:
+        seconds = (outcome.ended_at - outcome.started_at).total_seconds()
         log.info(
             "run ended",
             status=outcome.status.value,

@@ -47,9 +47,10 @@ from opsready.redaction import pseudonymous_user, redact_text
 from opsready.run_workers import (
     PendingCall,
     Placement,
-    has_worker,
     pending_calls,
     placement_of,
+    serves,
+    workflow_pollers,
 )
 from opsready.runs import (
     RunSummary,
@@ -349,15 +350,20 @@ class OpsreadyClient:
     ) -> AgentRunState:
         """Send a decision through the `decide` update: refused decisions raise, accepted
         ones return the state after the workflow acted on them. When no worker of the run's
-        build takes it within `wait_seconds`, NoWorkerError says so and what became of it."""
+        build takes it within `wait_seconds`, NoWorkerError says so and what became of it.
+
+        A decision is never sent to a run no live worker can take (it would wait at the
+        server and could act much later), so the run is described first; the description
+        and the task queue's pollers are read at once, one round trip before the update
+        (docs/decisions.md, "Approvals: one round trip before the update")."""
         try:
             decision = ApprovalDecision(
                 request_id=request_id, approved=approved, approver=approver, comment=comment
             )
         except ValidationError as err:
             raise OpsreadyError(f"invalid decision: {one_line(err)}") from None
-        placement = await self._open_placement(run_id)
-        if not await has_worker(self.temporal, placement):
+        placement, is_served = await self._served_placement(run_id)
+        if not is_served:
             raise NoWorkerError(
                 f"no worker serves {run_id} ({placement.where()}): the decision was not sent; "
                 f"start one with `{placement.worker_command()}`, then decide again"
@@ -383,7 +389,7 @@ class OpsreadyClient:
             reason = err.cause.message if hasattr(err.cause, "message") else str(err.cause)
             raise NotAwaitingApprovalError(f"{run_id}: {reason}") from None
         except RPCError as err:
-            if err.status is RPCStatusCode.NOT_FOUND:
+            if err.status is RPCStatusCode.NOT_FOUND:  # it ended since it was described
                 raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot send the decision to {run_id}: {err.message}") from None
 
@@ -400,12 +406,12 @@ class OpsreadyClient:
             request = HaltRequest(reason=reason, by=by)
         except ValidationError as err:
             raise OpsreadyError(f"invalid halt: {one_line(err)}") from None
-        placement = await self._open_placement(run_id)
+        placement, is_served = await self._served_placement(run_id)
         pending = (
             f"the halt is recorded in {run_id}'s history and acts when a worker takes the "
             f"run; start one with `{placement.worker_command()}`"
         )
-        if not await has_worker(self.temporal, placement):
+        if not is_served:
             await self._signal_halt(run_id, request)
             raise NoWorkerError(f"no worker serves {run_id} ({placement.where()}): {pending}")
         try:
@@ -438,6 +444,18 @@ class OpsreadyClient:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
+
+    async def _served_placement(self, run_id: str) -> tuple[Placement, bool]:
+        """The open run's placement, and whether a live worker can take its tasks: its
+        description and the pollers of this client's task queue are read at once (the
+        run's own queue's after, when it is another)."""
+        queue = self.settings.task_queue
+        placement, pollers = await asyncio.gather(
+            self._open_placement(run_id), workflow_pollers(self.temporal, queue)
+        )
+        if placement.task_queue != queue:
+            pollers = await workflow_pollers(self.temporal, placement.task_queue)
+        return placement, serves(placement, pollers)
 
     async def _open_placement(self, run_id: str) -> Placement:
         description = await self._describe(run_id)

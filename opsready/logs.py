@@ -82,9 +82,10 @@ def shared_processors(redactor: Redactor) -> list[Processor]:
         structlog.stdlib.ExtraAdder(),
         lift_temporal_extra,
         add_trace_context,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
         redaction_processor(redactor),
+        # After redaction: a timestamp holds nothing to mask (and is never the same twice).
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 
 
@@ -119,7 +120,12 @@ def configure_logging(
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A line below the level is dropped before any processor runs.
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,

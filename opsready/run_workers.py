@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import PendingActivityState, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client, WorkflowExecutionDescription
 from temporalio.service import RPCError
@@ -73,14 +73,25 @@ def placement_of(description: WorkflowExecutionDescription) -> Placement:
 async def has_worker(client: Client, placement: Placement) -> bool:
     """Has a worker that can take the run's tasks polled its task queue lately? (A stopped
     worker stays listed for a while: callers still bound their wait.)"""
+    return serves(placement, await workflow_pollers(client, placement.task_queue))
+
+
+async def workflow_pollers(client: Client, task_queue: str) -> list[PollerInfo] | None:
+    """The workflow pollers of a task queue; None when they cannot be read."""
     request = DescribeTaskQueueRequest(
         namespace=client.namespace,
-        task_queue=TaskQueue(name=placement.task_queue),
+        task_queue=TaskQueue(name=task_queue),
         task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
     )
     try:
-        pollers = (await client.workflow_service.describe_task_queue(request)).pollers
+        return list((await client.workflow_service.describe_task_queue(request)).pollers)
     except RPCError:
+        return None
+
+
+def serves(placement: Placement, pollers: list[PollerInfo] | None) -> bool:
+    """Whether one of these pollers is a live worker that can take the run's tasks."""
+    if pollers is None:
         return True  # cannot tell: let the deadline decide
     fresh_since = datetime.now(UTC) - POLLER_FRESH_FOR
     for poller in pollers:

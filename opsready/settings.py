@@ -143,6 +143,9 @@ class Settings(LogSettings):
     evidence_dir: Path | None = Field(default=None, description="default: DATA_DIR/incidents")
     max_cached_workflows: int = Field(default=1000, ge=10)
     max_concurrent_activities: int = Field(default=100, ge=1)
+    # Workflow tasks one worker works on at once; None: eight per core it may run on
+    # (workers.app.worker_limits; docs/decisions.md, "Worker slots").
+    max_concurrent_workflow_tasks: int | None = Field(default=None, ge=2)
     temporal_bin: str | None = None
     ui_url: str = "http://localhost:8233"
     metrics_port: int | None = Field(default=None, ge=1, le=65535)

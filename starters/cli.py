@@ -103,6 +103,45 @@ def register_local_stack(commands: Subcommands) -> None:
         "operation), or always one of them (auto)",
     )
 
+    overhead = add_command(
+        bench,
+        "overhead",
+        cmd_bench_overhead,
+        help="worker and server CPU, runs/s and history of AgentRun vs a bare workflow",
+    )
+    overhead.add_argument(
+        "--k", type=_counts, default=[1, 5], help="tool calls per run, comma-separated (1,5)"
+    )
+    overhead.add_argument("--runs", type=int, default=10, help="runs per kind per round (10)")
+    overhead.add_argument("--rounds", type=int, default=10, help="interleaved rounds (10)")
+    overhead.add_argument("--concurrency", type=int, default=4, help="runs at once (4)")
+
+    approval = add_command(
+        bench,
+        "approval",
+        cmd_bench_approval,
+        help="decide update and approval signal round trips vs a bare update and signal",
+    )
+    approval.add_argument("--decisions", type=int, default=30, help="decisions per kind (30)")
+    memory = add_command(
+        bench, "memory", cmd_bench_memory, help="worker RSS per run parked on an approval vs bare"
+    )
+    memory.add_argument("--runs", type=int, default=1000, help="parked runs per kind (1000)")
+    replay = add_command(
+        bench, "replay", cmd_bench_replay, help="events/s replaying a long AgentRun history vs bare"
+    )
+    replay.add_argument("--k", type=int, default=100, help="tool calls in the histories (100)")
+    replay.add_argument("--copies", type=int, default=10, help="replays per round (10)")
+    replay.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
+    burst = add_command(
+        bench,
+        "burst",
+        cmd_bench_burst,
+        help="state query latency and workflow-task timeouts while bursts of runs start",
+    )
+    burst.add_argument("--query-runs", type=int, default=200, help="runs started at once (200)")
+    burst.add_argument("--runs", type=int, default=500, help="then a burst of this many (500)")
+
     history = add_group(commands, "history", help="golden histories for the replay tests")
     record = add_command(
         history, "record", cmd_history_record, help="record the demo scenarios' histories"
@@ -141,6 +180,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def _check_counts(args: argparse.Namespace) -> None:
     if args.runs < 1 or args.rounds < 1:
         raise OpsreadyError("--runs and --rounds must be at least 1")
+    if getattr(args, "concurrency", 1) < 1:
+        raise OpsreadyError("--concurrency must be at least 1")
 
 
 def cmd_bench_telemetry(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,6 +202,56 @@ def cmd_bench_kill_switch(args: argparse.Namespace, settings: Settings) -> int:
             "bench kill-switch: runs did not reach the expected state in time "
             "(a busy machine?); try fewer --runs"
         ) from None
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers, comma-separated") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: each must be at least 1")
+    return values
+
+
+def cmd_bench_overhead(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.devtools.bench.overhead import run_bench
+
+    _check_counts(args)
+    return run_bench(args.k, args.runs, args.rounds, args.concurrency)
+
+
+def _at_least_one(*values: int) -> None:
+    if min(values) < 1:
+        raise OpsreadyError("counts must be at least 1")
+
+
+def cmd_bench_approval(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.devtools.bench.approval import run_bench
+
+    _at_least_one(args.decisions)
+    return run_bench(args.decisions)
+
+
+def cmd_bench_memory(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.devtools.bench.memory import run_bench
+
+    _at_least_one(args.runs)
+    return run_bench(args.runs)
+
+
+def cmd_bench_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.devtools.bench.replay import run_bench
+
+    _at_least_one(args.k, args.copies, args.rounds)
+    return run_bench(args.k, args.copies, args.rounds)
+
+
+def cmd_bench_burst(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.devtools.bench.burst import run_bench
+
+    _at_least_one(args.query_runs, args.runs)
+    return run_bench(args.query_runs, args.runs)
 
 
 def cmd_history_record(args: argparse.Namespace, settings: Settings) -> int:

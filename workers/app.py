@@ -8,7 +8,8 @@ Service code runs a worker in two lines:
                     plugins=[OpsreadyWorkerPlugin(settings)])
 
 `OpsreadyWorkerPlugin` is `opsready.OpsreadyPlugin` (converter, sandbox passthrough) plus
-what only a worker has: the workflows, the activities, the correlation interceptor and
+what only a worker has: the workflows, the activities, the correlation interceptor, the
+outcome recorder (workers.outcome_recorder) and
 Worker Versioning (the deployment from the settings; without versioning,
 `UnversionedWorkflows`). Tracing comes from the client: a worker built on a client
 connected with `OpsreadyPlugin` continues the starter's traces (a second tracing
@@ -17,6 +18,7 @@ interceptor here would record every span twice).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -45,6 +47,7 @@ from opsready.plugin import OpsreadyPlugin
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from workers.interceptors import CorrelationInterceptor
+from workers.outcome_recorder import OutcomeRecorder, outcome_store_of
 from workers.versioning import UnversionedWorkflows, deployment_config, is_versioned
 from workflows.agent_run import AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
@@ -97,6 +100,7 @@ def build_activities(
         default_providers(settings, telemetry) if providers is None else providers,
         registry,
         telemetry,
+        flags,
     )
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
@@ -109,7 +113,7 @@ def build_activities(
         FlagActivities(flags).check_kill_switch,
         ShadowActivities().compare_shadow,
         models.chat,
-        ToolActivities(registry, ledger, telemetry).run_tool,
+        ToolActivities(registry, ledger, telemetry, flags).run_tool,
         notify.notify_approvers,
         outcomes.record_outcome,
         rollout.set_percent,
@@ -156,6 +160,9 @@ class OpsreadyWorkerPlugin(OpsreadyPlugin):
             # Built here rather than in __init__: approval links need the client's namespace.
             built = build_activities(self.settings, namespace=config["client"].namespace)
             config["activities"] = [*config.get("activities", []), *built]
+        store = outcome_store_of(config.get("activities", []))
+        if store is not None:
+            config["interceptors"] = [*config.get("interceptors", []), OutcomeRecorder(store)]
         if config.get("deployment_config") is None:
             config["deployment_config"] = deployment_config(self.settings)
         if not is_versioned(config.get("deployment_config")):
@@ -179,7 +186,41 @@ def build_worker(
         client,
         task_queue=task_queue or settings.task_queue,
         plugins=[plugin],
-        max_cached_workflows=settings.max_cached_workflows,
-        max_concurrent_activities=settings.max_concurrent_activities,
-        **worker_options,
+        **{**worker_limits(settings), **worker_options},
     )
+
+
+# Workflow task slots per core. A workflow task holds its slot from the poll to the
+# completion; Python runs them one at a time (the GIL), so more slots than the cores can
+# turn over only queue tasks inside the worker, where their start-to-close timeout runs
+# (the livelock of issue 13), and fewer leave cached runs' tasks waiting on the sticky
+# queue past its schedule-to-start timeout; a mass halt needs enough to turn over 100 runs
+# in time. Measured on 2 cores (bench burst, bench kill-switch): docs/decisions.md, "Worker
+# slots".
+WORKFLOW_TASK_SLOTS_PER_CORE = 8
+
+
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS says)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def worker_limits(settings: Settings) -> dict[str, Any]:
+    """How much one worker takes on at once (`Worker` arguments): fixed slot counts."""
+    workflow_tasks = settings.max_concurrent_workflow_tasks or max(
+        2, WORKFLOW_TASK_SLOTS_PER_CORE * cores()
+    )
+    return {
+        "max_cached_workflows": settings.max_cached_workflows,
+        "max_concurrent_workflow_tasks": workflow_tasks,
+        "max_concurrent_activities": settings.max_concurrent_activities,
+    }
+
+
+def describe_limits(settings: Settings) -> str:
+    """The worker's slot settings in one line, for its start-up log and the benches."""
+    limits = worker_limits(settings)
+    return ", ".join(f"{key} {value}" for key, value in limits.items())

@@ -14,7 +14,7 @@ from opsready.connection import connect
 from opsready.settings import Settings
 from opsready.setup import check_search_attributes
 from opsready.telemetry import Telemetry, export_summary
-from workers.app import build_activities, build_worker
+from workers.app import build_activities, build_worker, describe_limits
 from workers.kill_switch import KillSwitchListener
 from workers.versioning import build_id, ensure_current_version, take_over_current_version
 
@@ -56,6 +56,7 @@ async def run_worker(
             temporal=client.service_client.config.target_host,
             deployment=settings.deployment_name if settings.worker_versioning else None,
             build_id=build_id(settings) if settings.worker_versioning else None,
+            slots=describe_limits(settings),
         )
         log.info(export_summary())
         await _route_new_runs(client, settings, take_over=take_over)

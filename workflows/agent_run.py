@@ -16,15 +16,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
-from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+from temporalio.exceptions import ActivityError
 
-from workflows import calls, inputs, model_turns, run_end, shadow, visibility
+from workflows import calls, inputs, kill_switches, model_turns, run_end, shadow, visibility
 from workflows.approvals import ApprovalBook
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
 from workflows.payloads import (
     ChatMessage,
     KillSwitchCheck,
-    KillSwitchInput,
     NotifyApproversInput,
     ResolveConfigInput,
     RunCheckpoint,
@@ -47,20 +46,32 @@ from workflows.types import (
 )
 
 # Patch ids: a change to the commands AgentRun emits ships behind one (see README,
-# "Changing workflow code"), so runs recorded before it still replay.
-KILL_SWITCH_PATCH = "kill-switch-checks"
+# "Changing workflow code"), so runs recorded before it still replay. Also asked by this
+# workflow: END_PATCH (workflows.run_end), KILL_SWITCH_PATCH and KILL_SWITCH_FAILURE_PATCH
+# (workflows.kill_switches).
 HALT_PATCH = "halt-stops-at-once"
 # A malformed `halt` signal halts (before: the SDK dropped it). Asked only when one lands.
 SIGNAL_PATCH = "malformed-halt-halts"
-# A kill-switch check that fails (any failure, not only an ActivityError: see
-# `kill_switch`) is an unknown switch: fail closed. Asked only when such a failure lands.
-KILL_SWITCH_FAILURE_PATCH = "kill-switch-failure-unchecked"
 # Runs with no config (config error, invalid request) show AgentUser pseudonymised.
 USER_ATTRIBUTE_PATCH = "agent-user-pseudonym"
+# Lean runs (docs/decisions.md, issue 13): kill switches checked by the config, model and
+# tool activities themselves (a local activity only before an approval), failing closed as
+# the check activity does; visibility upserted only when it changes (SLI attributes with
+# the last upsert); the outcome carried by the last memo upsert instead of an activity.
+# Asked once, at the top of `run`. New runs take LEAN_RUN_HARDENED_PATCH, which also closes
+# in Temporal's terms (END_PATCH) without a marker of its own: two events fewer a run.
+LEAN_RUN_HARDENED_PATCH = "lean-run-hardened"
+# The lean path as wip/overhead recorded it before issue 9's hardening met it (golden
+# histories v3/): END_PATCH is asked at the end, as on every older run.
+LEAN_RUN_PATCH = "lean-run"
 _EMPTY_ANSWER_FEEDBACK = "Your last answer was empty. Answer the user, or call a tool."
 
 
-@workflow.defn(name=AGENT_RUN_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED)
+# Outside the sandbox (docs/decisions.md, "Workflow sandbox"): tests/unit/
+# test_workflow_sandbox.py checks this package for what the sandbox would refuse.
+@workflow.defn(
+    name=AGENT_RUN_WORKFLOW, versioning_behavior=VersioningBehavior.PINNED, sandboxed=False
+)
 class AgentRunWorkflow:
     @workflow.init
     def __init__(self, *args: Any) -> None:
@@ -79,6 +90,7 @@ class AgentRunWorkflow:
         self._approvals = ApprovalBook(state, requester=request.user_id)
         self._production: ComparedRun | None = None  # a shadow run's production twin
         self._closes_in_temporal_terms = False
+        self._is_hardened_lean = False  # asked at the top of `run`
         if request.shadow_of is not None:
             # Internal: registered on shadow runs only, so the UI's Signal form offers it
             # nowhere else (a class-level handler is listed on every run).
@@ -160,12 +172,16 @@ class AgentRunWorkflow:
     @workflow.run
     async def run(self, *args: Any) -> AgentRunResult:
         record = self._record
+        # Asked in the first task, which holds only the start: replays ask it there too. A
+        # new run records the first marker only; a replay finds the one its recording has.
+        self._is_hardened_lean = workflow.patched(LEAN_RUN_HARDENED_PATCH)
         if self._invalid_request is not None:
-            # Within the first workflow task: no activity, no outcome (no agent ran), and no
-            # user shown (the stand-in request has none).
+            # Within the first workflow task: no activity, no outcome (no agent ran, so no
+            # lean path either), and no user shown (the stand-in request has none).
             record.finish(RunStatus.FAILED, StopReason.INVALID_REQUEST, self._invalid_request)
-            self._closes_in_temporal_terms = workflow.patched(END_PATCH)
+            self._closes_in_temporal_terms = self._ends_in_temporal_terms()
             return await self._close()
+        record.is_lean = self._is_hardened_lean or workflow.patched(LEAN_RUN_PATCH)
         try:
             await self._run_to_end(self._request)
         except asyncio.CancelledError:
@@ -175,7 +191,7 @@ class AgentRunWorkflow:
                 if self._config is None:
                     self._pseudonymise_without_config()
                 record.finish(RunStatus.HALTED, StopReason.HALT, self._halt_reason())
-        self._closes_in_temporal_terms = workflow.patched(END_PATCH)
+        self._closes_in_temporal_terms = self._ends_in_temporal_terms()
         if self._config is not None:
             try:
                 await shadow.after_end(record, self._config, lambda: self._production)
@@ -218,11 +234,14 @@ class AgentRunWorkflow:
         try:
             if remaining <= 0:
                 raise TimeoutError
-            await workflow.wait_condition(
-                lambda: drive.done() or self._halt is not None,
-                timeout=remaining,
-                timeout_summary="run timeout",
-            )
+            if record.is_lean:
+                await self._until_driven(drive, remaining)
+            else:
+                await workflow.wait_condition(
+                    lambda: drive.done() or self._halt is not None,
+                    timeout=remaining,
+                    timeout_summary="run timeout",
+                )
         except TimeoutError:
             pass
         except asyncio.CancelledError:
@@ -241,18 +260,34 @@ class AgentRunWorkflow:
                 reason = f"run timeout of {budget:g}s reached"
                 record.finish(RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT, reason)
 
+    async def _until_driven(self, drive: asyncio.Task[None], remaining: float) -> None:
+        """Until the drive ends or a halt comes; TimeoutError at the run's deadline. The
+        deadline's timer is not cancelled when the drive ends first: it lapses with the run,
+        one history event fewer than a `wait_condition` timeout, which cancels its timer."""
+        deadline = asyncio.create_task(workflow.sleep(remaining, summary="run timeout"))
+        await workflow.wait_condition(
+            lambda: drive.done() or self._halt is not None or deadline.done()
+        )
+        if not drive.done() and self._halt is None:
+            raise TimeoutError
+
     # --- how the run closes (workflows.run_end) --------------------------------------------
 
     def _cancellation_is_halt(self) -> bool:
         """A Temporal cancellation request (the UI's "Request Cancellation", `temporal
         workflow cancel`) halts the run like the `halt` signal; runs recorded before the
         end patch let it cancel them at once, as the SDK does by default."""
-        if workflow.cancellation_reason() is None or not workflow.patched(END_PATCH):
+        if workflow.cancellation_reason() is None or not self._ends_in_temporal_terms():
             return False
         self._closes_in_temporal_terms = True
         if self._halt is None:
             self._halt = run_end.halt_for_cancellation()
         return True
+
+    def _ends_in_temporal_terms(self) -> bool:
+        """Whether this run closes as the run_end table says (END_PATCH): hardened lean runs
+        always do, without asking."""
+        return self._is_hardened_lean or workflow.patched(END_PATCH)
 
     def _halt_reason(self) -> str:
         halt = self._halt
@@ -289,6 +324,11 @@ class AgentRunWorkflow:
             turn = await model_turns.next_turn(self, record, config, self._messages)
             if turn is None:
                 return
+            killed = record.kill_switch_seen(turn.kill_switch)  # lean: the model activity's
+            if killed is not None and killed.is_killed:  # refused before the call: no step
+                state.step -= 1
+                record.end_by_kill_switch(killed)
+                return
             self.stop_if_halted()
             self._messages.append(turn.message)
             breach = budget_breach(config.budgets, state.usage, steps=state.step)
@@ -323,6 +363,7 @@ class AgentRunWorkflow:
                     tenant_id=request.tenant_id,
                     run_id=workflow.info().workflow_id,
                     shadow=request.shadow_of.candidate if request.shadow_of else None,
+                    check_kill_switch=self._record.is_lean,
                 )
             )
         except ActivityError as err:
@@ -363,44 +404,8 @@ class AgentRunWorkflow:
             raise asyncio.CancelledError
 
     async def kill_switch(self, config: RunConfig, tool: str | None) -> KillSwitchCheck | None:
-        """The kill-switch check before a call: None when the call may go ahead, else a check
-        that is on (`is_killed`) or could not be read (`is_unknown`: the caller refuses a new
-        run or a destructive tool, and the run is marked `flags_degraded`)."""
-        if not workflow.patched(KILL_SWITCH_PATCH):
-            return None
-        try:
-            check = await calls.check_kill_switch(
-                KillSwitchInput(agent=config.agent, tool=tool, context=self._record.context())
-            )
-        except FailureError as err:
-            # temporalio 1.35 hands a failed local activity over unwrapped: an
-            # ApplicationError when it raised (every time), and a bare TimeoutError when it
-            # timed out, on replay (an ActivityError the first time). Catching only
-            # ActivityError failed such runs, and failed their replay.
-            self.stop_if_halted()
-            return self._unchecked(err)
-        self.stop_if_halted()
-        if check.is_killed:
-            return check
-        if check.is_unknown:
-            self._record.switch_unknown(check)
-            return check
-        return None
-
-    def _unchecked(self, err: FailureError) -> KillSwitchCheck | None:
-        detail = calls.cause(err) if isinstance(err, ActivityError) else str(err)
-        if workflow.patched(KILL_SWITCH_FAILURE_PATCH):
-            self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, detail)
-            check = KillSwitchCheck(
-                is_killed=False, is_unknown=True, reason=f"kill switch not checked: {detail}"
-            )
-            self._record.switch_unknown(check)
-            return check
-        if isinstance(err, ApplicationError):
-            raise err  # recorded before the patch: the run failed here
-        # Recorded before the patch: flags unreachable, the listener's batch halt the backstop.
-        self._record.safety(SafetyKind.KILL_SWITCH_UNCHECKED, detail)
-        return None
+        """The kill-switch check before a call (workflows.kill_switches)."""
+        return await kill_switches.check(self, self._record, config, tool)
 
     async def notify(
         self, config: RunConfig, pending: PendingApproval, recipients: list[str], escalate: bool

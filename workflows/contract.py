@@ -22,6 +22,8 @@ SLO_MONITOR_SCHEDULE = "opsready-slo-monitor"  # the Schedule that starts SloMon
 INCIDENT_WORKFLOW = "Incident"
 DEFAULT_TASK_QUEUE = "opsready-agents"
 SHADOW_VARIANT = "shadow"  # the `AgentVariant` of shadow twins: never counted in SLIs
+# The memo key under which a finished `AgentRun` keeps its outcome (a `RunOutcome`).
+OUTCOME_MEMO = "outcome"
 
 
 class Query(StrEnum):

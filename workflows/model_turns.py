@@ -3,7 +3,9 @@
 A model with a fallback after it gets a budget (`RunConfig.model_retry`: a few attempts or
 seconds of failing) instead of the full retry policy, so the fallback takes over in
 seconds; the last model gets the full policy. Every switch is a `model_fallback` safety
-event, and usage is priced at the model that answered. Deterministic (workflow code).
+event, and usage is priced at the model that answered. Lean runs ask the model activity to
+check the kill switches first (a turn refused by one carries it, with no call made).
+Deterministic (workflow code).
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ async def next_turn(
     for index, choice in enumerate(config.models):
         try:
             turn = await _call(record, config, choice, messages)
+            if turn.kill_switch is not None and turn.kill_switch.is_killed:
+                return turn  # refused before the call (lean runs): the run ends on it
         except ActivityError as err:
             run.stop_if_halted()  # a halt's cancellation arrives as an activity error
             cause = calls.cause(err)
@@ -43,7 +47,8 @@ async def next_turn(
             continue
         usage = record.state.usage
         record.state.usage = add_usage(usage, choice.price, turn.input_tokens, turn.output_tokens)
-        record.upsert_visibility()
+        if not record.is_lean:  # lean: spend shows with the next status change
+            record.upsert_visibility()
         return turn
     reason = f"model call failed: {'; '.join(failures)}"
     record.finish(RunStatus.FAILED, StopReason.MODEL_ERROR, reason)
@@ -66,6 +71,7 @@ async def _call(
             max_output_tokens=config.max_output_tokens,
             context=record.context(),
             fallback_after=config.model_retry if has_fallback else None,
+            check_kill_switch=record.is_lean,
         ),
         config.model_timeout_seconds,
     )

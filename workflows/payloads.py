@@ -128,6 +128,10 @@ class RunConfig(_Model):
     # shown as it is, and each model with the full model retry policy.
     user_attribute: UserAttribute = "raw"  # how AgentUser shows the user id
     model_retry: ModelRetryBudget | None = None  # each model's budget before its fallback
+    # Set when the config activity was asked to check the kill switches (lean runs) and one
+    # covering the agent is on or cannot be read: the run is refused before its first model
+    # call either way (fail closed).
+    kill_switch: KillSwitchCheck | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -158,6 +162,7 @@ class ResolveConfigInput(_Model):
     tenant_id: str | None = None
     run_id: str | None = None  # for sampling decisions (shadow) that must be stable per run
     shadow: Candidate | None = None  # resolve for a shadow run with this candidate
+    check_kill_switch: bool = False  # also check the global and agent switches
 
 
 # --- model and tool calls ----------------------------------------------------------------
@@ -190,6 +195,9 @@ class KillSwitchCheck(_Model):
     # No switch is on, but one could not be read (flag data unavailable or unreadable, a
     # value that is not a boolean): fail closed, `reason` says why.
     is_unknown: bool = False
+    # Unknown because the check itself failed (it raised inside the activity that made it):
+    # the run records `kill_switch_unchecked` as for a failed check activity.
+    is_unchecked: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -231,6 +239,9 @@ class ModelCallInput(_Model):
     # Set when a fallback follows this model: how long it may keep failing (None: the full
     # model retry policy).
     fallback_after: ModelRetryBudget | None = None
+    # Check the global and agent switches before calling the model: no call if one is on;
+    # one that cannot be read is reported back (the run is marked `flags_degraded`).
+    check_kill_switch: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -249,6 +260,9 @@ class ModelCallResult(_Model):
     input_tokens: int
     output_tokens: int
     finish_reason: str = "stop"
+    # The switch that refused the call (`is_killed`: no call made), or one that could not be
+    # read (`is_unknown`: the call was made, the run goes on marked `flags_degraded`).
+    kill_switch: KillSwitchCheck | None = None
 
 
 class ToolCallInput(_Model):
@@ -263,6 +277,9 @@ class ToolCallInput(_Model):
     risk_tier: RiskTier | None = None
     decision: str = "auto"  # "auto" (no approval needed) or "approved"
     simulate: bool = False  # shadow runs: describe the call, never make it
+    # Check the global, agent and tool switches before running the tool: not run if one is
+    # on, nor when one cannot be read and the tool is destructive (fail closed).
+    check_kill_switch: bool = False
 
 
 class ToolCallResult(_Model):
@@ -270,6 +287,9 @@ class ToolCallResult(_Model):
     output: Any = None
     error: str | None = None
     was_replayed: bool = False
+    # The switch that refused the call, or one that could not be read (a destructive tool
+    # was then refused; any other ran, and its result is here).
+    kill_switch: KillSwitchCheck | None = None
 
 
 class NotifyApproversInput(_Model):

@@ -53,6 +53,13 @@ def budget_breach(budgets: Budgets, usage: Usage, steps: int) -> tuple[StopReaso
     return None
 
 
+def is_refused_while_unknown(risk_tier: RiskTier | None) -> bool:
+    """Whether a tool is refused while a kill switch covering it cannot be read (fail
+    closed: destructive tools; the others run, and the run is marked `flags_degraded`).
+    The tool activity and the workflow both ask, so they agree on what was refused."""
+    return risk_tier is RiskTier.DESTRUCTIVE
+
+
 def approval_reason(spec: ToolSpec, arguments: dict[str, Any]) -> str | None:
     """Why this call needs a human, or None when it may run unattended.
 

@@ -10,6 +10,7 @@ the settings. `pseudonymous_user` keeps personal data out of the `AgentUser` att
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -116,10 +117,21 @@ def _mask_phone(match: re.Match[str]) -> str:
 
 
 def redact_text(text: str) -> str:
+    # Telemetry redacts the same short values (agent, model, tool and event names) on every
+    # call: those are remembered; long texts (messages, outputs) are rarely repeated. A pure
+    # function of its text, so the cache is safe in workflow code too.
+    return _redact_short(text) if len(text) <= _CACHED_LENGTH else _redact(text)
+
+
+def _redact(text: str) -> str:
     for rule in _RULES:
         text = rule.pattern.sub(rule.replacement, text)
     text = _CARD.sub(_mask_card, text)
     return _PHONE.sub(_mask_phone, text)
+
+
+_CACHED_LENGTH = 256
+_redact_short = functools.lru_cache(maxsize=8192)(_redact)
 
 
 SECRET_KINDS = frozenset(

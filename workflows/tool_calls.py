@@ -1,8 +1,9 @@
 """One tool call of `AgentRun`, from the model's proposal to the message the model reads back.
 
 Allowlist and schema (checked by the model activity, fed back here), the tool's kill
-switch, the tool policy, the approval gate when the tier or rule demands one, then the tool
-activity with its idempotency key. Every step is recorded in the run's `tool_calls`.
+switch (lean runs: checked by the tool activity, and before an approval is asked), the tool
+policy, the approval gate when the tier or rule demands one, then the tool activity with its
+idempotency key. Every step is recorded in the run's `tool_calls`.
 Deterministic (workflow code).
 """
 
@@ -27,13 +28,12 @@ from workflows.payloads import (
     ToolCallResult,
     ToolSpec,
 )
-from workflows.policy import tool_gate
+from workflows.policy import is_refused_while_unknown, tool_gate
 from workflows.run_record import RunRecord
 from workflows.types import (
     ApprovalRecord,
     HaltRequest,
     PendingApproval,
-    RiskTier,
     RunStatus,
     StopReason,
     ToolCallRecord,
@@ -89,24 +89,13 @@ class ToolCalls:
             self._tool_message(call, {"error": record.error})
             return True
         record.risk_tier = spec.risk_tier
-        check = await self._run.kill_switch(config, spec.name)
-        if check is not None and check.is_killed and check.scope == "tool":
-            # A tool's switch refuses that tool; the model is told and may answer without it.
-            record.decision, record.error = "denied", check.reason
-            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {check.reason}")
-            self._tool_message(call, {"error": f"tool disabled: {check.reason}"})
-            return True
-        if check is not None and check.is_killed:
-            self._record.end_by_kill_switch(check)
-            record.decision = "halted"
-            return False
-        if check is not None and spec.risk_tier is RiskTier.DESTRUCTIVE:
-            # A switch that cannot be read fails closed: no destructive tool while unknown.
-            refusal = f"refused while a kill switch cannot be read ({check.reason})"
-            record.decision, record.error = "denied", refusal
-            self._record.safety(SafetyKind.FLAGS_DEGRADED_REFUSAL, f"{spec.name}: {refusal}")
-            self._tool_message(call, {"error": refusal})
-            return True
+        is_lean = self._record.is_lean
+        if not is_lean:  # lean: the tool activity checks the switches itself
+            goes_on = self._refused(
+                call, spec, record, await self._run.kill_switch(config, spec.name)
+            )
+            if goes_on is not None:
+                return goes_on
         gate = tool_gate(config, spec, call.arguments)
         if gate.refusal is not None:
             record.decision, record.error = "denied", gate.refusal
@@ -115,6 +104,11 @@ class ToolCalls:
             self._tool_message(call, {"error": gate.refusal})
             return True
         if gate.approval_reason is not None:
+            if is_lean:  # nobody is asked to approve a call its switch refuses
+                killed = await self._run.kill_switch(config, spec.name)
+                goes_on = self._refused(call, spec, record, killed)
+                if goes_on is not None:
+                    return goes_on
             record.decision = "awaiting_approval"
             try:
                 outcome = await self._approval(config, call, spec, gate.approval_reason)
@@ -135,10 +129,45 @@ class ToolCalls:
             record.decision = "halted"
             record.error = "halted while the tool ran; it may have finished (see its activity)"
             raise
+        goes_on = self._refused(
+            call, spec, record, self._record.kill_switch_seen(result.kill_switch)
+        )
+        if goes_on is not None:
+            return goes_on
         record.decision = "failed" if has_failed else "simulated" if gate.simulate else "executed"
         record.ok, record.output, record.error = result.ok, result.output, result.error
         record.idempotency_key = self._record.idempotency_key(call)
         self._tool_message(call, result.output if result.ok else {"error": result.error})
+        return True
+
+    def _refused(
+        self,
+        call: ToolCallRequest,
+        spec: ToolSpec,
+        record: ToolCallRecord,
+        check: KillSwitchCheck | None,
+    ) -> bool | None:
+        """None when no switch refuses the call; else whether the run goes on. A tool's
+        switch refuses that tool (the model is told and may answer without it); a global
+        or agent switch ends the run; a switch that cannot be read refuses a destructive
+        tool (fail closed) and lets the others run."""
+        if check is None:
+            return None
+        if check.is_killed and check.scope == "tool":
+            record.decision, record.error = "denied", check.reason
+            self._record.safety(SafetyKind.KILL_SWITCH, f"{spec.name}: {check.reason}")
+            self._tool_message(call, {"error": f"tool disabled: {check.reason}"})
+            return True
+        if check.is_killed:
+            self._record.end_by_kill_switch(check)
+            record.decision = "halted"
+            return False
+        if not is_refused_while_unknown(spec.risk_tier):
+            return None
+        refusal = f"refused while a kill switch cannot be read ({check.reason})"
+        record.decision, record.error = "denied", refusal
+        self._record.safety(SafetyKind.FLAGS_DEGRADED_REFUSAL, f"{spec.name}: {refusal}")
+        self._tool_message(call, {"error": refusal})
         return True
 
     async def _approval(
@@ -247,6 +276,7 @@ class ToolCalls:
                     risk_tier=spec.risk_tier,
                     decision=decision,
                     simulate=simulate,
+                    check_kill_switch=self._record.is_lean,
                 ),
                 spec.timeout_seconds,
             )

@@ -70,6 +70,19 @@ def search_attribute_updates(
     return updates
 
 
+# What SLIs and canary cohorts count ended runs by (opsready/slo/queries.py reads them on
+# closed runs only): lean runs set them with their last upsert, not as they change.
+SLI_ATTRIBUTES = frozenset(
+    key.name
+    for key in (
+        contract.AGENT_BUILD_ID,
+        contract.AGENT_FLAG_VARIATIONS,
+        contract.AGENT_TALLIES,
+        contract.AGENT_LATENCY_SECONDS,
+    )
+)
+
+
 def tallies(state: AgentRunState) -> dict[Tally, int]:
     """The run's tool calls (those that ran), their errors and timeouts, its safety events."""
     ran = [call for call in state.tool_calls if call.decision in ("executed", "failed")]
@@ -219,6 +232,27 @@ def outcome_of(
         build_id=config.build_id if config else None,
         is_shadow=request.shadow_of is not None,
     )
+
+
+def memo_outcome(outcome: RunOutcome, user_attribute: UserAttribute) -> dict[str, Any]:
+    """The outcome as the memo shows it (lean runs' last upsert, read by the worker's
+    outcome recorder): redacted like the rest of the memo, the user as `AgentUser` shows
+    it and approvers' comments masked; ids, counts and times as they are."""
+    context = outcome.context
+    user = pseudonymous_user(context.user_id, user_attribute) if context.user_id else None
+    approvals = [
+        a.model_copy(
+            update={
+                "approver": redact_text(a.approver) if a.approver else None,
+                "comment": redact_text(a.comment) if a.comment else None,
+            }
+        )
+        for a in outcome.approvals
+    ]
+    shown = outcome.model_copy(
+        update={"context": context.model_copy(update={"user_id": user}), "approvals": approvals}
+    )
+    return shown.model_dump(mode="json")
 
 
 def compared_run(run_id: str, state: AgentRunState, ended_at: datetime) -> ComparedRun:

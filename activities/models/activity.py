@@ -14,12 +14,21 @@ from collections.abc import Mapping
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.flags import FlagClient, checked_kill_switch
 from activities.models.base import ModelProvider
 from activities.models.retry import with_retry_delay
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
-from workflows.payloads import ModelCallInput, ModelCallResult, ToolCallRequest, ToolSpec
+from workflows.payloads import (
+    ChatMessage,
+    KillSwitchCheck,
+    KillSwitchInput,
+    ModelCallInput,
+    ModelCallResult,
+    ToolCallRequest,
+    ToolSpec,
+)
 from workflows.policy import price_usage
 
 
@@ -29,13 +38,24 @@ class ModelActivities:
         providers: Mapping[str, ModelProvider],
         registry: ToolRegistry,
         telemetry: Telemetry | None = None,
+        flags: FlagClient | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._registry = registry
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
+        self._flags = flags
 
     @activity.defn(name=Activity.MODEL_CHAT)
     async def chat(self, request: ModelCallInput) -> ModelCallResult:
+        check = self._kill_switch(request)
+        if check is not None and check.is_killed:  # no call: the run ends on the switch
+            return ModelCallResult(
+                message=ChatMessage(role="assistant"),
+                input_tokens=0,
+                output_tokens=0,
+                finish_reason="kill_switch",
+                kill_switch=check,
+            )
         provider = self._providers.get(request.model.provider)
         if provider is None:
             known = ", ".join(sorted(self._providers))
@@ -59,7 +79,19 @@ class ModelActivities:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         message = result.message.model_copy(update={"tool_calls": checked})
-        return result.model_copy(update={"message": message})
+        # A switch that cannot be read does not stop a run in flight (a new run was refused
+        # by the config activity): the run is told, and marks itself `flags_degraded`.
+        return result.model_copy(update={"message": message, "kill_switch": check})
+
+    def _kill_switch(self, request: ModelCallInput) -> KillSwitchCheck | None:
+        """When the run asked (lean runs): the switch that is on, or the check that could
+        not read one (fail closed: a worker without flags cannot read any)."""
+        if not request.check_kill_switch:
+            return None
+        check = checked_kill_switch(
+            self._flags, KillSwitchInput(agent=request.agent, context=request.context)
+        )
+        return check if check.is_killed or check.is_unknown else None
 
     def _check(self, call: ToolCallRequest, allowed: list[ToolSpec]) -> ToolCallRequest:
         if call.error is not None:

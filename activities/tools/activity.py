@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.flags import FlagClient, checked_kill_switch
 from activities.tools.ledger import Ledger
 from activities.tools.registry import (
     ToolContext,
@@ -18,7 +19,8 @@ from activities.tools.registry import (
 )
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
-from workflows.payloads import ToolCallInput, ToolCallResult
+from workflows.payloads import KillSwitchCheck, KillSwitchInput, ToolCallInput, ToolCallResult
+from workflows.policy import is_refused_while_unknown
 from workflows.types import RiskTier
 
 _HEARTBEAT_EVERY_SECONDS = 1.0
@@ -26,18 +28,39 @@ _HEARTBEAT_EVERY_SECONDS = 1.0
 
 class ToolActivities:
     def __init__(
-        self, registry: ToolRegistry, ledger: Ledger, telemetry: Telemetry | None = None
+        self,
+        registry: ToolRegistry,
+        ledger: Ledger,
+        telemetry: Telemetry | None = None,
+        flags: FlagClient | None = None,
     ) -> None:
         self._registry = registry
         self._ledger = ledger
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
+        self._flags = flags
 
     @activity.defn(name=Activity.TOOL_RUN)
     async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
+        check = self._kill_switch(call)
+        if check is not None and (check.is_killed or is_refused_while_unknown(call.risk_tier)):
+            # Refused before it runs (a destructive tool too while a switch cannot be read:
+            # fail closed); the run decides what follows.
+            return ToolCallResult(ok=False, error=check.reason, kill_switch=check)
         with self._telemetry.tool_call(call) as observed:
             result = await self._run(call)
             observed.record(result)
+        if check is not None:  # unknown, and the tool not destructive: it ran; the run is told
+            return result.model_copy(update={"kill_switch": check})
         return result
+
+    def _kill_switch(self, call: ToolCallInput) -> KillSwitchCheck | None:
+        # On the first attempt only: a retry may follow a call that had its effect (the
+        # ledger then answers with its result), which a refusal would misreport.
+        if not call.check_kill_switch or activity.info().attempt > 1:
+            return None
+        request = KillSwitchInput(agent=call.agent, tool=call.tool, context=call.context)
+        check = checked_kill_switch(self._flags, request)
+        return check if check.is_killed or check.is_unknown else None
 
     async def _run(self, call: ToolCallInput) -> ToolCallResult:
         tool = self._registry.get(call.tool)

@@ -7,6 +7,7 @@ to whatever it changes, so a retried or replayed call has no second effect.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -49,13 +50,20 @@ class Tool:
         return ToolSpec(
             name=self.name,
             description=self.description,
-            parameters=self.args.model_json_schema(),
+            parameters=_json_schema(self.args),
             risk_tier=self.risk_tier,
             timeout_seconds=policy.timeout_seconds or self.timeout_seconds,
             approval=ApprovalRule(
                 mode=policy.approval, field=policy.threshold_field, threshold=policy.threshold
             ),
         )
+
+
+@functools.cache
+def _json_schema(args: type[BaseModel]) -> dict[str, Any]:
+    # Generated once per argument model: the config activity asks for every tool's schema
+    # on every run, and generating one costs more than the rest of the config.
+    return args.model_json_schema()
 
 
 class ToolRegistry:

@@ -219,16 +219,19 @@ async def test_approver_without_the_right_is_refused_and_the_run_keeps_waiting(c
 
 async def test_bad_input_gets_one_clear_line_and_a_non_zero_exit(cli: Cli) -> None:
     answered = await cli.start(QUESTION)
-    unknown, blank, missing, usage = await asyncio.gather(  # independent: run them at once
+    unknown, blank, missing, undecidable, usage = await asyncio.gather(  # independent
         cli("run", "no-such-agent", "hello"),
         cli("run", "support-triage", "   "),
         cli("status", "support-triage-does-not-exist"),
+        cli("approve", "support-triage-does-not-exist", "--as", "alice"),
         cli("list", "--status", "bogus"),
     )
     one_line_error(unknown, "unknown agent 'no-such-agent'")
     one_line_error(blank, "input")
     one_line_error(missing, "no run 'support-triage-does-not-exist'")
     assert missing.code == 3
+    one_line_error(undecidable, "no run 'support-triage-does-not-exist'")
+    assert undecidable.code == 3
     assert usage.code == 2 and "invalid choice" in usage.err and "Traceback" not in usage.err
 
     await cli.client.result(answered)

@@ -3,8 +3,9 @@ replay check that reads them.
 
 Recording plays `tests.replay.scenarios.SCENARIOS` on a throw-away time-skipping server
 and writes each run's history as `tests/histories/agent_run-<scenario>.json`, then the
-rollouts of `tests.replay.rollout_scenarios` as `canary_rollout-<scenario>.json`. The replay
-tests (tests/replay/) replay every file against the current workflow code; `replay_history`
+rollouts of `tests.replay.rollout_scenarios` as `canary_rollout-<scenario>.json`. Older
+generations stay in `tests/histories/v1/`, `v2/`, `v3/` (GENERATION_DIRS). The replay tests
+(tests/replay/) replay every file against the current workflow code; `replay_history`
 reports a failure with the file, the workflow and the event where the code diverged.
 """
 
@@ -38,18 +39,32 @@ from workflows.types import AgentRunResult
 
 # `make histories` writes here: the current code's recordings.
 HISTORY_DIR = Path(__file__).parent.parent / "histories"
-# Recorded before `RunConfig.models` (a model as one value), in the old payload shapes, and
-# kept as they are, never re-recorded: they prove runs started on that code still replay.
+# Older generations, each kept as it was recorded, never re-recorded: they prove runs
+# started on that code still replay. A generation ends when `make histories` is about to
+# overwrite recordings a change made obsolete: `git mv` them into the next `vN/` first.
+# v1: before `RunConfig.models` (a model as one value), in the old payload shapes.
 V1_DIR = HISTORY_DIR / "v1"
-# Among them, recorded by the demo before the kill-switch patch: runs started on that code.
+# v2: main before the lean run (issue 13): the `kill-switch-checks` generation and issue
+# 9's scenarios (closing in Temporal's terms), as tests/histories/ held them.
+V2_DIR = HISTORY_DIR / "v2"
+# v3: the `lean-run` patch as wip/overhead recorded it, before it met issue 9's hardening.
+V3_DIR = HISTORY_DIR / "v3"
+GENERATION_DIRS = (V1_DIR, V2_DIR, V3_DIR)
+# Among v1, recorded by the demo before the kill-switch patch: runs started on that code.
 LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
 FILE_PREFIX = "agent_run-"
 ROLLOUT_FILE_PREFIX = "canary_rollout-"
 
 
 def golden_histories() -> list[Path]:
-    """Every golden history, the current recordings and the kept old ones."""
-    return sorted([*HISTORY_DIR.glob("*.json"), *V1_DIR.glob("*.json")])
+    """Every golden history, the current recordings and every kept generation."""
+    kept = [path for directory in GENERATION_DIRS for path in directory.glob("*.json")]
+    return sorted([*HISTORY_DIR.glob("*.json"), *kept])
+
+
+def is_current(path: Path) -> bool:
+    """Recorded by `make histories` on the current code (not a kept generation)."""
+    return path.parent == HISTORY_DIR
 
 
 def display_name(path: Path) -> str:

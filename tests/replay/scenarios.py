@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -44,7 +45,7 @@ from tests.fakes.scripted import (
 )
 from workers.app import build_activities, build_worker
 from workers.versioning import UnversionedWorkflows
-from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
+from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update, kill_switch_key
 from workflows.payloads import ChatMessage, ModelCallInput
 from workflows.types import (
     AgentRunRequest,
@@ -60,6 +61,8 @@ DEMO_AGENT = "support-triage"
 BIG_REFUND = "My headphones from order A-1002 arrived broken, I want a refund."
 SMALL_REFUND = "My mug from order A-1001 arrived broken, please refund it."
 USER, TENANT = "customer-17", "acme"
+TESTER_SWITCH = kill_switch_key(agent="tester")
+DEMO_SWITCH = kill_switch_key(agent=DEMO_AGENT)
 
 # Scripted test agents: {budgets} differ per agent (TEST_AGENTS); the model is `ScriptedProvider`.
 TEST_AGENT = """
@@ -111,6 +114,7 @@ class Rig:
     _flag_base: dict[str, Any] = field(default_factory=dict)
     _flag_version: int = 0
     _serving: dict[str, Any] = field(default_factory=dict)
+    _expected: dict[str, Any] = field(default_factory=dict)
 
     @property
     def client(self) -> Client:
@@ -148,6 +152,25 @@ class Rig:
         once the worker's flag client reads them."""
         if values == self._serving:
             return
+        async with asyncio.timeout(10):
+            while True:
+                if self._write_flags(values):
+                    return
+                await asyncio.sleep(0.02)
+
+    def serve_flags_now(self, values: dict[str, Any]) -> None:
+        """`serve_flags` from inside a scripted model call (synchronous): the flag client
+        reloads the file on its own thread, so waiting here does not stall it."""
+        deadline = time.monotonic() + 10
+        while not self._write_flags(values):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the flag client never served {values}")
+            time.sleep(0.02)
+
+    def _write_flags(self, values: dict[str, Any]) -> bool:
+        """Write `values` once; then whether the flag client serves them yet."""
+        if values == self._serving:
+            return self._is_serving()
         self._serving = dict(values)
         flags = json.loads(json.dumps(self._flag_base))
         for key, value in values.items():
@@ -161,16 +184,15 @@ class Rig:
         tmp = self.settings.flags_file.with_suffix(".tmp")
         tmp.write_text(json.dumps({"flags": flags}, indent=2))
         os.replace(tmp, self.settings.flags_file)
-        expected = {key: _served(flag) for key, flag in flags.items()}
+        self._expected = {key: _served(flag) for key, flag in flags.items()}
+        return self._is_serving()
+
+    def _is_serving(self) -> bool:
         context = evaluation_context(DEMO_AGENT)
-        async with asyncio.timeout(10):
-            while True:
-                if all(
-                    self.flags.evaluate(key, context, None).value == value
-                    for key, value in expected.items()
-                ):
-                    return
-                await asyncio.sleep(0.02)
+        return all(
+            self.flags.evaluate(key, context, None).value == value
+            for key, value in self._expected.items()
+        )
 
 
 def _neutral(flags: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +252,9 @@ async def scenario_rig(
     pricing = (base.agents_dir / "pricing.toml").read_text()
     (agents_dir / "pricing.toml").write_text(f"{pricing}\n{SCRIPTED_PRICE}")
     flag_base = _neutral(json.loads(SHIPPED_FLAGS_FILE.read_text())["flags"])
+    # The scripted test agent's own switch, shaped like the shipped ones.
+    shipped = flag_base[kill_switch_key(agent=DEMO_AGENT)]
+    flag_base[TESTER_SWITCH] = {**shipped, "key": TESTER_SWITCH, "salt": TESTER_SWITCH}
     settings = Settings(
         agents_dir=agents_dir,
         data_dir=root / "data",
@@ -372,6 +397,45 @@ async def _invalid_request(rig: Rig, workflow_id: str) -> RunHandle:
     )
 
 
+async def _killed_mid_run(rig: Rig, workflow_id: str) -> RunHandle:
+    """The agent's switch turns on during the first model call: the run asks the model
+    again (its answer was empty) and that call is refused before the model is asked."""
+
+    def script(request: ModelCallInput) -> ChatMessage:
+        rig.serve_flags_now({TESTER_SWITCH: True})
+        return answer("")
+
+    return await rig.start(workflow_id, "tester", "go quiet, then try again", script)
+
+
+async def _unknown_mid_run(rig: Rig, workflow_id: str) -> RunHandle:
+    """A kill switch turns unreadable (a value of "yes") during the first model call, which
+    proposes a destructive and a read-only tool: the destructive one is refused before
+    anyone is asked to approve it (the local activity), the read-only one runs (the tool
+    activity says the switch is unknown), and the run answers, marked `flags_degraded`."""
+
+    def script(request: ModelCallInput) -> ChatMessage:
+        if request.step > 1:
+            return answer("I could not close the account; here is what I found.")
+        rig.serve_flags_now({TESTER_SWITCH: "yes"})
+        return calls(
+            1, ("close_account", {"account_id": "acct-9"}), ("search_kb", {"query": "close"})
+        )
+
+    return await rig.start(workflow_id, "tester", "close my account, then look it up", script)
+
+
+async def _killed_while_waiting(rig: Rig, workflow_id: str) -> RunHandle:
+    """The agent's switch turns on while a refund waits (no flag listener here); the refund
+    is approved, and the tool activity refuses it before it runs."""
+    handle = await rig.start(workflow_id, DEMO_AGENT, BIG_REFUND)
+    await rig.awaiting_approval(handle)
+    await rig.serve_flags({DEMO_SWITCH: True})
+    decision = ApprovalDecision(approved=True, approver="alice", comment="go ahead")
+    await handle.execute_update(Update.DECIDE, decision, result_type=AgentRunState)
+    return handle
+
+
 def _invalid_then_answer(request: ModelCallInput) -> ChatMessage:
     if request.step == 1:
         return calls(1, ("refund_order", {"order_id": "A-1001", "amount_usd": "lots"}))
@@ -461,6 +525,27 @@ SCENARIOS: tuple[Scenario, ...] = (
         _run(DEMO_AGENT, SMALL_REFUND),
         (RunStatus.HALTED, StopReason.KILL_SWITCH),
         flags={"kill-switch": "yes"},
+    ),
+    Scenario(
+        "kill-switch-mid-run",  # refused by the model activity
+        _killed_mid_run,
+        (RunStatus.HALTED, StopReason.KILL_SWITCH),
+    ),
+    Scenario(
+        "tool-kill-before-approval",  # nobody is asked to approve a killed tool
+        _run(DEMO_AGENT, BIG_REFUND),
+        ANSWERED,
+        flags={"kill-switch.tool.refund_order": True},
+    ),
+    Scenario(
+        "kill-switch-unknown-mid-run",  # fail closed inside the activities (lean runs)
+        _unknown_mid_run,
+        ANSWERED,
+    ),
+    Scenario(
+        "kill-switch-while-waiting",  # approved, then refused by the tool activity
+        _killed_while_waiting,
+        (RunStatus.HALTED, StopReason.KILL_SWITCH),
     ),
     Scenario(
         "shadow",

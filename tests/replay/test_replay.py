@@ -18,15 +18,19 @@ import pytest
 
 from tests.replay.recorder import (
     FILE_PREFIX,
+    GENERATION_DIRS,
     HISTORY_DIR,
     LEGACY_SCENARIOS,
     ROLLOUT_FILE_PREFIX,
     V1_DIR,
+    V2_DIR,
+    V3_DIR,
     ReplayReport,
     display_name,
     file_names,
     golden_histories,
     history_path,
+    is_current,
     load_history,
     patch_ids,
     replay_histories,
@@ -34,8 +38,10 @@ from tests.replay.recorder import (
 from tests.replay.rollout_scenarios import ROLLOUT_SCENARIOS
 from tests.replay.scenarios import SCENARIOS
 from workers.app import WORKFLOWS
-from workflows.agent_run import KILL_SWITCH_PATCH
+from workflows.agent_run import LEAN_RUN_HARDENED_PATCH, LEAN_RUN_PATCH
 from workflows.contract import Activity
+from workflows.kill_switches import KILL_SWITCH_PATCH
+from workflows.run_end import END_PATCH
 from workflows.types import RunStatus, StopReason
 
 HISTORIES = golden_histories()
@@ -109,9 +115,9 @@ def all_facts() -> dict[str, Facts]:
 
 
 @pytest.fixture(scope="module")
-def current_facts(all_facts: dict[str, Facts]) -> dict[str, Facts]:
+def current_facts() -> dict[str, Facts]:
     """The current recordings alone: what they cover must not depend on the old ones."""
-    return {name: f for name, f in all_facts.items() if not name.startswith("v1/")}
+    return {display_name(p): facts(p) for p in AGENT_RUN_HISTORIES if is_current(p)}
 
 
 def test_every_scenario_has_its_golden_histories() -> None:
@@ -121,6 +127,7 @@ def test_every_scenario_has_its_golden_histories() -> None:
     expected += [history_path(V1_DIR, name) for name in LEGACY_SCENARIOS]
     missing = sorted(display_name(path) for path in expected if not path.exists())
     assert not missing, f"no golden history for {missing}: run `make histories`"
+    assert all(list(directory.glob(f"{FILE_PREFIX}*.json")) for directory in GENERATION_DIRS)
 
 
 def recorded_config(path: Path) -> dict[str, Any]:
@@ -181,9 +188,27 @@ def test_golden_histories_cover_every_approval_path(current_facts: dict[str, Fac
         assert path in paths, f"no golden history for approval path {path}"
 
 
-def test_golden_histories_cover_both_patch_generations(all_facts: dict[str, Facts]) -> None:
-    unpatched = {name for name, f in all_facts.items() if KILL_SWITCH_PATCH not in f.patches}
-    patched = set(all_facts) - unpatched
-    # Runs started before the kill-switch patch must keep replaying until it is retired.
-    assert {f"v1/{FILE_PREFIX}{name}.json" for name in LEGACY_SCENARIOS} <= unpatched
-    assert patched, f"no history recorded with the {KILL_SWITCH_PATCH!r} patch"
+def test_golden_histories_cover_every_patch_generation(all_facts: dict[str, Facts]) -> None:
+    def recorded_with(patch: str) -> set[str]:
+        return {name for name, f in all_facts.items() if patch in f.patches}
+
+    def kept_in(directory: Path) -> set[str]:
+        return {name for name in all_facts if name.startswith(f"{directory.name}/")}
+
+    hardened, lean = recorded_with(LEAN_RUN_HARDENED_PATCH), recorded_with(LEAN_RUN_PATCH)
+    checked, ended = recorded_with(KILL_SWITCH_PATCH), recorded_with(END_PATCH)
+    # Runs started before each patch must keep replaying until it is retired.
+    assert {f"v1/{FILE_PREFIX}{name}.json" for name in LEGACY_SCENARIOS} <= (
+        set(all_facts) - hardened - lean - checked
+    )
+    assert checked & kept_in(V2_DIR) and ended & kept_in(V2_DIR)  # main before the lean run
+    assert kept_in(V3_DIR) and kept_in(V3_DIR) <= lean  # wip/overhead's lean runs
+    assert not (hardened & lean), "a run records one lean marker or the other"
+    # Every current scenario is recorded on the hardened lean path, which closes in
+    # Temporal's terms without END_PATCH's own marker and checks its switches without
+    # asking kill-switch-checks.
+    current = {
+        display_name(history_path(HISTORY_DIR, name)) for s in SCENARIOS for name in file_names(s)
+    }
+    assert current <= hardened
+    assert not current & (ended | checked)

@@ -37,12 +37,11 @@ from tests.replay.recorder import (
     replay_histories,
 )
 from tests.replay.scenarios import SCENARIOS, scenario_rig, time_skipping_env
-from workflows.agent_run import KILL_SWITCH_PATCH, AgentRunWorkflow
+from workflows.agent_run import LEAN_RUN_HARDENED_PATCH, AgentRunWorkflow
 from workflows.approvals import ApprovalBook
 from workflows.canary_rollout import CanaryRolloutWorkflow
 from workflows.contract import AGENT_RUN_WORKFLOW, Activity
 from workflows.payloads import RunConfig
-from workflows.run_end import END_PATCH
 from workflows.types import AgentRunResult, PendingApproval
 
 HISTORIES = golden_histories()
@@ -161,8 +160,10 @@ async def test_patched_reordering_replays_old_histories_and_its_own(tmp_path: Pa
     path = tmp_path / f"agent_run-{name}-patched.json"
     path.write_text(history.to_json())
     assert result.approvals[0].approver == "bob"
-    assert patch_ids(history) == {KILL_SWITCH_PATCH, END_PATCH, QUIET_PATCH}
-    assert first_task_markers(history) == [QUIET_PATCH]  # asked where replays ask it too
+    # A hardened lean run closes in Temporal's terms without END_PATCH's own marker.
+    assert patch_ids(history) == {LEAN_RUN_HARDENED_PATCH, QUIET_PATCH}
+    # Both asked where replays ask them too: the test's, then AgentRun's own.
+    assert first_task_markers(history) == [QUIET_PATCH, LEAN_RUN_HARDENED_PATCH]
     assert not notifies_approvers(path)
 
     [report] = await replay_histories([path], patched)

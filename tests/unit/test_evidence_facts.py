@@ -20,14 +20,16 @@ ENDINGS = {
     "halted-by-update": "halted",  # Canceled: the result is the close_halted input
     "halted-by-cancellation": "halted",
     "kill-switch-unknown-refused": "halted",
-    "failed-model-error": "failed",  # recorded before runs closed in Temporal's terms
+    "failed-model-error": "failed",
+    "v2/failed-model-error": "failed",  # recorded before runs closed in Temporal's terms
     "continue-as-new-run1": "continued_as_new",
 }
 
 
 @pytest.mark.parametrize(("scenario", "status"), ENDINGS.items(), ids=list(ENDINGS))
 async def test_a_runs_facts_say_how_it_ended_in_its_own_terms(scenario: str, status: str) -> None:
-    history = load_history(HISTORY_DIR / f"agent_run-{scenario}.json")
+    generation, _, name = scenario.rpartition("/")
+    history = load_history(HISTORY_DIR / generation / f"agent_run-{name}.json")
     client: Any = SimpleNamespace(data_converter=pydantic_data_converter)
     facts = await read_facts(client, history.workflow_id, history)
     assert facts.status == status

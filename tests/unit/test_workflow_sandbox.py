@@ -1,6 +1,7 @@
-"""The workflow sandbox passes the `workflows` package through (opsready.plugin), so its
-runtime checks no longer see workflow code: these checks take their place, on every line
-of `workflows/`, executed by a test or not (docs/decisions.md, "Workflow sandbox")."""
+"""The workflow sandbox passes the `workflows` package through (opsready.plugin), and
+`AgentRun` runs outside it: its runtime checks no longer see workflow code. These checks
+take their place, on every line of `workflows/`, executed by a test or not
+(docs/decisions.md, "Workflow sandbox")."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from temporalio import workflow
 from temporalio.worker import UnsandboxedWorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from opsready.plugin import SANDBOX_PASSTHROUGH, sandboxed_runner
 from opsready.settings import PROJECT_ROOT
+from workflows.agent_run import AgentRunWorkflow
 
 # What workflow code may import: deterministic standard modules, the SDK, pydantic, itself.
 ALLOWED_IMPORTS = frozenset(
@@ -120,3 +123,10 @@ def test_the_plugin_passes_workflows_and_pydantic_through_the_sandbox() -> None:
     # A runner a test chose on purpose is left as it is.
     unsandboxed = UnsandboxedWorkflowRunner()
     assert sandboxed_runner(unsandboxed) is unsandboxed
+
+
+def test_agent_run_is_the_workflow_these_checks_alone_guard() -> None:
+    # The hot path runs unsandboxed (the sandbox entered per payload cost it half its CPU);
+    # if it ever goes back into the sandbox, this module's docstring is wrong.
+    defn = workflow._Definition.must_from_class(AgentRunWorkflow)
+    assert defn.sandboxed is False

@@ -1,6 +1,8 @@
 """The kill switch fails closed (issue 9): with the flag file truncated mid-write while the
 worker runs, with a kill-switch value of "yes", and with no flag file at start, new runs and
-destructive tools are refused and the run is marked `flags_degraded`."""
+destructive tools are refused and the run is marked `flags_degraded`. Lean runs check in
+their activities (issue 13): a check that fails there, or in the local activity before an
+approval, is an unknown switch too (`kill_switch_unchecked`)."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.client import WorkflowHistory
 from temporalio.common import RetryPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
@@ -163,23 +166,33 @@ async def hanging_check(request: KillSwitchInput) -> KillSwitchCheck:
     raise AssertionError("cut by its timeout")
 
 
+async def _replays(history: WorkflowHistory) -> None:
+    replay = await Replayer(
+        workflows=WORKFLOWS, data_converter=pydantic_data_converter
+    ).replay_workflow(history, raise_on_replay_failure=False)
+    assert replay.replay_failure is None
+
+
 @pytest.mark.parametrize(
     ("check", "detail"),
     [(raising_check, "RuntimeError: flag store exploded"), (hanging_check, "timed out")],
     ids=["raises", "times-out"],
 )
-async def test_a_failed_check_is_an_unknown_switch_and_its_history_replays(
+async def test_a_failed_check_before_an_approval_is_an_unknown_switch_and_replays(
     time_env: WorkflowEnvironment,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     check: Callable[..., Any],
     detail: str,
 ) -> None:
-    # temporalio 1.35 hands these failures over unwrapped (an ApplicationError; on replay a
-    # bare TimeoutError): before, the first failed the run, the second failed its replay.
+    # The local activity a lean run asks before an approval. temporalio 1.35 hands its
+    # failures over unwrapped (an ApplicationError; on replay a bare TimeoutError): before
+    # issue 9, the first failed the run, the second failed its replay.
     monkeypatch.setattr(calls, "KILL_SWITCH_TIMEOUT", timedelta(seconds=0.3))
     monkeypatch.setattr(calls, "KILL_SWITCH_RETRY", RetryPolicy(maximum_attempts=2))
     async with flag_rig(time_env, tmp_path) as rig:
+        text = f"close it {uuid.uuid4().hex[:6]}"
+        rig.scripted.scripts[text] = close_then_answer("acct-9")
         activities = [
             a
             for a in build_activities(
@@ -192,18 +205,40 @@ async def test_a_failed_check_is_an_unknown_switch_and_its_history_replays(
         async with build_worker(rig.client, settings, activities=[*activities, check]):
             handle = await rig.client.start_workflow(
                 "AgentRun",
-                AgentRunRequest(agent="tester", input="hello"),
+                AgentRunRequest(agent="tester", input=text),
                 id=f"unchecked-{uuid.uuid4().hex[:8]}",
                 task_queue=queue,
                 result_type=AgentRunResult,
             )
             result = await run_result(handle)
         history = await handle.fetch_history()
-    assert (result.status, result.stop_reason) == (RunStatus.HALTED, StopReason.KILL_SWITCH)
-    assert (result.reason or "").startswith("refused: kill switch not checked:")
+    # Nobody was asked to approve the destructive tool; the run answered without it.
+    assert result.status is RunStatus.COMPLETED, result.reason
+    [close] = result.tool_calls
+    assert (close.tool, close.decision) == ("close_account", "denied")
+    assert "kill switch not checked" in (close.error or "") and result.approvals == []
     [unchecked] = [e for e in result.safety_events if e.kind == "kill_switch_unchecked"]
     assert detail in unchecked.detail
-    replay = await Replayer(
-        workflows=WORKFLOWS, data_converter=pydantic_data_converter
-    ).replay_workflow(history, raise_on_replay_failure=False)
-    assert replay.replay_failure is None
+    assert_marked_degraded(result, "kill switch not checked")
+    assert await rig.ledger.effects() == []
+    await _replays(history)
+
+
+async def test_a_check_that_raises_inside_the_config_activity_refuses_the_new_run(
+    time_env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def exploding(agent: str, tool: str | None, context: Any) -> KillSwitchCheck:
+        raise RuntimeError("flag store exploded")
+
+    async with flag_rig(time_env, tmp_path) as rig:
+        monkeypatch.setattr(rig.flags, "kill_switch", exploding)
+        before = len(rig.scripted.requests)
+        run_id, result = await rig.run("tester", "anything")
+        history = await rig.client.get_workflow_handle(run_id).fetch_history()
+    assert (result.status, result.stop_reason) == (RunStatus.HALTED, StopReason.KILL_SWITCH)
+    assert (result.reason or "").startswith("refused: kill switch not checked:")
+    assert result.steps == 0 and len(rig.scripted.requests) == before
+    [unchecked] = [e for e in result.safety_events if e.kind == "kill_switch_unchecked"]
+    assert "RuntimeError: flag store exploded" in unchecked.detail
+    assert_marked_degraded(result, "RuntimeError: flag store exploded")
+    await _replays(history)

@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,6 +35,7 @@ from opsready.client import OpsreadyClient
 from opsready.console import advance, progress
 from opsready.flags import LocalFlagFile
 from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE, Settings
+from workers.devtools.bench.rig import until
 from workflows import contract
 from workflows.contract import KILL_SWITCH, Signal
 from workflows.payloads import ChatMessage, ModelCallInput, ToolCallRequest
@@ -179,17 +180,6 @@ class Rig:
             *(self.client.get_workflow_handle(i).signal(Signal.HALT, halt) for i in ids)
         )
         return await self.stopped(tag, n, started)
-
-
-async def until(
-    probe: Callable[[], Awaitable[bool]], *, timeout: float = 30, every: float = 0.05
-) -> None:
-    """Poll `probe` until it holds."""
-    async with asyncio.timeout(timeout):
-        while True:
-            if await probe():
-                return
-            await asyncio.sleep(every)
 
 
 def _agents_dir(root: Path) -> Path:

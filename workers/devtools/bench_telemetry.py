@@ -7,7 +7,7 @@ process CPU time per run and the ratio on/off.
 
 off: no tracing interceptor, no-op tracer and meter, no correlation interceptor, logs at
      WARNING (the per-call records are not emitted).
-on:  TracingInterceptor + SDK tracer with a batch processor into an in-memory exporter,
+on:  TracingInterceptor + SDK tracer with a batch processor (spans exported, then dropped),
      SDK meter with an in-memory reader, correlation interceptor, JSON logs at INFO
      (rendered and written to /dev/null).
 """
@@ -21,35 +21,17 @@ import time
 import uuid
 from pathlib import Path
 
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from activities.models.local import LocalProvider
 from opsready.client import OpsreadyClient
 from opsready.connection import connect
 from opsready.console import advance, progress
 from opsready.logs import configure_logging
 from opsready.settings import Settings
-from opsready.telemetry import Instruments, Telemetry
+from workers.devtools.bench.telemetry import telemetry_off, telemetry_on
 from workflows.types import RunStatus
 
 ANSWERED = "Where is my order A-1003? It was due days ago and it is late."
 APPROVED = "My headphones from order A-1002 arrived broken, I want a refund."
-
-
-def _off() -> Telemetry:
-    meter = metrics.NoOpMeter("off")
-    return Telemetry(tracer=trace.NoOpTracer(), meter=meter, instruments=Instruments.create(meter))
-
-
-def _on() -> Telemetry:
-    return Telemetry.create(
-        span_processors=[BatchSpanProcessor(InMemorySpanExporter())],
-        metric_readers=[InMemoryMetricReader()],
-        env={},
-    )
 
 
 async def _one_run(client: OpsreadyClient, text: str) -> None:
@@ -68,7 +50,7 @@ async def _round(address: str, settings: Settings, mode: str, runs: int) -> floa
     """CPU seconds per run for `runs` runs in `mode`."""
     from workers.app import build_activities, build_worker
 
-    telemetry = _on() if mode == "on" else _off()
+    telemetry = telemetry_on() if mode == "on" else telemetry_off()
     with open(os.devnull, "w") as sink:  # noqa: ASYNC230 (opening /dev/null does not block)
         configure_logging(fmt="json", stream=sink, level="INFO" if mode == "on" else "WARNING")
         temporal = await connect(address, telemetry=telemetry if mode == "on" else None)
