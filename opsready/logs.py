@@ -81,10 +81,11 @@ def shared_processors(redactor: Redactor) -> list[Processor]:
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
         lift_temporal_extra,
-        add_trace_context,
         structlog.processors.format_exc_info,
         redaction_processor(redactor),
-        # After redaction: a timestamp holds nothing to mask (and is never the same twice).
+        # After redaction: trace ids and a timestamp hold nothing to mask, and are never the
+        # same twice (each would miss redaction's cache of short strings and evict from it).
+        add_trace_context,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
 

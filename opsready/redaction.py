@@ -43,11 +43,18 @@ __all__ = [
 ]
 
 
+# Field names whose verdict a `Redactor` remembers: log keys and attribute names are a small
+# fixed set, and the check runs for every field of every log line and span.
+_REMEMBERED_FIELDS = 4096
+_PLAIN = (int, float, bool, type(None))
+
+
 class Redactor:
     """Masks sensitive values; `extra_fields` adds field names to always mask whole."""
 
     def __init__(self, extra_fields: Iterable[str] = ()) -> None:
         self.fields = SENSITIVE_FIELDS | {f.strip().lower() for f in extra_fields if f.strip()}
+        self._verdicts: dict[str, bool] = {}
 
     @classmethod
     def from_env(cls) -> Redactor:
@@ -55,7 +62,20 @@ class Redactor:
         return cls(LogSettings.from_env().redact_fields)
 
     def is_sensitive_field(self, name: str) -> bool:
-        return is_sensitive_field(name, self.fields)
+        verdict = self._verdicts.get(name)
+        if verdict is None:
+            verdict = is_sensitive_field(name, self.fields)
+            if len(self._verdicts) < _REMEMBERED_FIELDS:
+                self._verdicts[name] = verdict
+        return verdict
 
     def redact(self, value: Any, field: str | None = None) -> Any:
-        return redact(value, field, self.fields)
+        """`redact` with this redactor's fields; the field's verdict remembered, and the
+        common values (strings, numbers) taken without the walk."""
+        if field is not None and self.is_sensitive_field(field):
+            return MASK
+        if type(value) is str:
+            return redact_text(value)
+        if type(value) in _PLAIN:
+            return value
+        return redact(value, None, self.fields)
