@@ -17,7 +17,31 @@ from temporalio.common import SearchAttributeKey
 
 AGENT_RUN_WORKFLOW = "AgentRun"
 ROLLOUT_WORKFLOW = "CanaryRollout"
+# Entity workflows: one per quota scope, per guarded provider or tool, per side effect.
+QUOTA_LEDGER_WORKFLOW = "QuotaLedger"
+CIRCUIT_BREAKER_WORKFLOW = "CircuitBreaker"
+SIDE_EFFECT_WORKFLOW = "SideEffect"
 DEFAULT_TASK_QUEUE = "opsready-agents"
+
+
+def quota_ledger_id(task_queue: str, kind: str, scope_id: str) -> str:
+    """`quota:<task queue>:<kind>:<id>`: a scope's ledger lives with the workers of its queue."""
+    return f"quota:{task_queue}:{kind}:{scope_id}"
+
+
+def breaker_id(task_queue: str, name: str) -> str:
+    """`breaker:<task queue>:<name>`, name `model:<provider>` or `tool:<tool>`."""
+    return f"breaker:{task_queue}:{name}"
+
+
+def side_effect_id(task_queue: str, key: str) -> str:
+    """`effect:<task queue>:<idempotency key>`: the shared record of one side effect."""
+    return f"effect:{task_queue}:{key}"
+
+
+def activity_queue(task_queue: str, name: str) -> str:
+    """The task queue of a rate-limited provider or tool (`model:openai` -> `Q.model.openai`)."""
+    return f"{task_queue}.{name.replace(':', '.')}"
 
 
 class Query(StrEnum):
@@ -33,6 +57,17 @@ class Signal(StrEnum):
 
 class Update(StrEnum):
     DECIDE = "decide"
+    QUOTA_APPLY = "apply"  # QuotaLedger: open/reserve/commit/release/close for one run
+    QUOTA_SET_LIMITS = "set_limits"  # QuotaLedger: an operator's limits
+    QUOTA_RESET = "reset"  # QuotaLedger: spend of the current windows back to zero
+    BREAKER_ACQUIRE = "acquire"  # CircuitBreaker: may a call go (a probe, when half-open)?
+    BREAKER_RESET = "reset_breaker"  # CircuitBreaker: closed now, window cleared
+    EFFECT_BEGIN = "begin"  # SideEffect: the intent, before the call
+    EFFECT_COMPLETE = "complete"  # SideEffect: the result, after it
+
+
+class EntitySignal(StrEnum):
+    BREAKER_RECORD = "record"  # CircuitBreaker: call outcomes, batched by each worker
 
 
 # --- activities -----------------------------------------------------------------------------
@@ -49,6 +84,9 @@ class Activity(StrEnum):
     RECORD_OUTCOME = "opsready.outcome.record"
     CHECK_KILL_SWITCH = "opsready.flags.kill_switch"
     COMPARE_SHADOW = "opsready.shadow.compare"
+    QUOTA_APPLY = "opsready.quota.apply"
+    ANSWER_CACHE_LOOKUP = "opsready.answer_cache.lookup"
+    ANSWER_CACHE_STORE = "opsready.answer_cache.store"
     ROLLOUT_SET_PERCENT = "rollout.set_percent"
     ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
     ROLLOUT_SET_DEPLOYMENT_RAMP = "rollout.set_deployment_ramp"
@@ -70,6 +108,8 @@ class ErrorType(StrEnum):
     MODEL_TIMEOUT = "ModelTimeout"
     MODEL_CONNECTION = "ModelConnectionError"
     MODEL_BAD_RESPONSE = "ModelBadResponse"
+    # Controls.
+    CIRCUIT_OPEN = "CircuitOpen"  # the provider's or tool's breaker is open: fail fast
 
 
 # --- safety events --------------------------------------------------------------------------
@@ -91,6 +131,10 @@ class SafetyKind(StrEnum):
     INVALID_APPROVAL = "invalid_approval"
     NOTIFICATION_FAILED = "notification_failed"
     SHADOW_NOT_STARTED = "shadow_not_started"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    QUOTA_UNCHECKED = "quota_unchecked"
+    CIRCUIT_OPEN = "circuit_open"
+    ARGUMENT_LIMIT = "argument_limit"
 
 
 # --- kill switches --------------------------------------------------------------------------
