@@ -14,7 +14,15 @@ from pathlib import Path
 
 from opsready.errors import ConfigError, OpsreadyError
 from opsready.settings import PROJECT_ROOT, LogSettings, Settings
-from starters import agents_cli, deploy_cli, flags_cli, rollout_cli, runs_cli, shadow_cli
+from starters import (
+    agents_cli,
+    deploy_cli,
+    flags_cli,
+    quota_cli,
+    rollout_cli,
+    runs_cli,
+    shadow_cli,
+)
 from starters.cli_common import (
     ADDRESS_HELP,
     TEMPORAL,
@@ -27,7 +35,7 @@ from starters.cli_common import (
 PROG = "opsready"
 # Each group module adds its commands with `register(commands)`; every command's parsed
 # arguments carry its `handler`.
-COMMAND_GROUPS = (runs_cli, flags_cli, rollout_cli, shadow_cli, deploy_cli, agents_cli)
+COMMAND_GROUPS = (runs_cli, flags_cli, rollout_cli, shadow_cli, deploy_cli, agents_cli, quota_cli)
 
 
 def build_parser() -> argparse.ArgumentParser:

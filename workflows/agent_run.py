@@ -17,9 +17,11 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
-from workflows import calls, shadow, visibility
+from workflows import cached_answers, calls, guardrail_steps, shadow, visibility
 from workflows.approvals import ApprovalBook
-from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
+from workflows.contract import AGENT_RUN_WORKFLOW, ErrorType, Query, SafetyKind, Signal, Update
+from workflows.guardrail_steps import Verdict
+from workflows.human_review import Question, ask_human, end_unapproved
 from workflows.payloads import (
     ChatMessage,
     KillSwitchCheck,
@@ -33,6 +35,7 @@ from workflows.payloads import (
     RunConfig,
 )
 from workflows.policy import add_usage, budget_breach
+from workflows.quota_calls import RunQuotas
 from workflows.run_record import RunRecord, build_id
 from workflows.tool_calls import ToolCalls
 from workflows.types import (
@@ -68,6 +71,9 @@ class AgentRunWorkflow:
         self._halt: HaltRequest | None = None
         self._approvals = ApprovalBook(state, requester=request.user_id)
         self._production: ComparedRun | None = None  # a shadow run's production twin
+        self._quotas: RunQuotas | None = None  # the ledgers it counts against, if limited
+        self._answer_key: str | None = None  # its answer-cache key, if it may use one
+        self._is_input_approved = False  # a human let through an input a guardrail held
 
     # --- public handlers ------------------------------------------------------------------
 
@@ -126,6 +132,8 @@ class AgentRunWorkflow:
                 ChatMessage(role="user", content=request.input),
             ]
         record.set_status(RunStatus.RUNNING)
+        self._quotas = RunQuotas.for_run(self, record, self._approvals, self._config)
+        self._answer_key = cached_answers.key_of(self._config, request.input)
         if self._config.shadow is not None and state.shadow_run_id is None:
             await shadow.start(record, self._config.shadow)
 
@@ -154,6 +162,10 @@ class AgentRunWorkflow:
                 budget = self._config.budgets.run_timeout_seconds
                 reason = f"run timeout of {budget:g}s reached"
                 record.finish(RunStatus.TIMED_OUT, StopReason.RUN_TIMEOUT, reason)
+        if self._quotas is not None:
+            await self._quotas.close()
+        if self._answer_key is not None:
+            await cached_answers.remember_answer(record, self._config, self._answer_key)
         await shadow.after_end(record, self._config, lambda: self._production)
         await record.record_outcome()
         return record.result()
@@ -173,10 +185,11 @@ class AgentRunWorkflow:
                 record.end_by_kill_switch(killed)
                 return
             state.step += 1
-            turn = await self._call_model(config)
+            turn = await self._next_turn(config)
             if turn is None:
                 return
-            self.stop_if_halted()
+            if not isinstance(turn, ModelCallResult):
+                continue  # a human let the input through: ask the model again
             self._messages.append(turn.message)
             breach = budget_breach(config.budgets, state.usage, steps=state.step)
             if breach is not None:
@@ -217,20 +230,59 @@ class AgentRunWorkflow:
             await self._record.record_outcome()
             return None
 
+    async def _next_turn(self, config: RunConfig) -> ModelCallResult | Verdict | None:
+        """The model's next turn: from the answer cache, or a model call within the run's
+        quotas, through its guardrails. None: the run ended; ASK_AGAIN: call again."""
+        record, state = self._record, self._record.state
+        is_first = state.step == 1 and not state.tool_calls
+        if (
+            self._answer_key is not None
+            and is_first
+            and await cached_answers.answer_from_cache(record, self._answer_key)
+        ):
+            return None
+        if self._quotas is not None and not await self._quotas.before_model(config, self._messages):
+            return None
+        spent = state.usage.cost_usd
+        turn = await self._call_model(config)
+        if self._quotas is not None:
+            await self._quotas.after_model(round(state.usage.cost_usd - spent, 6) if turn else None)
+        if turn is None:
+            return None
+        self.stop_if_halted()
+        verdict = await guardrail_steps.screen(
+            self, record, self._approvals, config, turn, self._messages
+        )
+        if verdict is Verdict.ASK_AGAIN:
+            self._is_input_approved = True
+            return verdict
+        return turn if verdict is Verdict.GO else None
+
     async def _call_model(self, config: RunConfig) -> ModelCallResult | None:
         """The model's next turn: the primary model, then each fallback in turn when a call
-        fails for good (a `model_fallback` safety event each). None: all failed, run over."""
-        record, failures = self._record, []
-        for index, choice in enumerate(config.models):
+        fails for good (a `model_fallback` safety event and record each). A call failed
+        fast by an open circuit breaker asks a human first when the agent says `escalate`.
+        None: all failed, run over."""
+        record, failures, index, has_asked = self._record, [], 0, False
+        while index < len(config.models):
+            choice = config.models[index]
+            fallback_from = config.models[index - 1].model if index else None
             try:
-                turn = await self._model_activity(config, choice)
+                turn = await self._model_activity(config, choice, fallback_from)
             except ActivityError as err:
                 self.stop_if_halted()  # a halt's cancellation arrives as an activity error
                 cause = calls.cause(err)
+                if calls.error_type(err) == ErrorType.CIRCUIT_OPEN:
+                    record.safety(SafetyKind.CIRCUIT_OPEN, f"{choice.model}: {cause}")
+                    if config.breakers.on_model_open == "escalate" and not has_asked:
+                        has_asked = True
+                        if not await self._ask_about_breaker(config, choice, cause):
+                            return None
+                        continue  # approved: the same model once more
                 failures.append(f"fallback {choice.model}: {cause}" if index else cause)
-                if index + 1 < len(config.models):
-                    detail = f"{choice.model} failed ({cause}); trying fallback"
-                    record.safety(SafetyKind.MODEL_FALLBACK, detail)
+                index += 1
+                if index < len(config.models):
+                    record.fallback(choice.model, config.models[index].model, cause)
                 continue
             usage = record.state.usage
             record.state.usage = add_usage(
@@ -242,7 +294,19 @@ class AgentRunWorkflow:
         record.finish(RunStatus.FAILED, StopReason.MODEL_ERROR, reason)
         return None
 
-    async def _model_activity(self, config: RunConfig, choice: ModelChoice) -> ModelCallResult:
+    async def _ask_about_breaker(self, config: RunConfig, choice: ModelChoice, cause: str) -> bool:
+        """True when a human approved trying the model again; else the run has ended."""
+        reason = f"{choice.model}: circuit breaker open ({cause}); approve to try it again"
+        question = Question(subject=f"model {choice.model}", reason=reason)
+        outcome = await ask_human(self, self._record, self._approvals, config, question)
+        if outcome.outcome == "approved":
+            return True
+        end_unapproved(self._record, outcome, f"calling {choice.model} with its breaker open")
+        return False
+
+    async def _model_activity(
+        self, config: RunConfig, choice: ModelChoice, fallback_from: str | None = None
+    ) -> ModelCallResult:
         return await calls.chat(
             ModelCallInput(
                 run_id=workflow.info().workflow_id,
@@ -254,8 +318,12 @@ class AgentRunWorkflow:
                 tools=config.tools,
                 max_output_tokens=config.max_output_tokens,
                 context=self._record.context(),
+                guardrails=config.guardrails,
+                is_input_approved=self._is_input_approved,
+                fallback_from=fallback_from,
             ),
             config.model_timeout_seconds,
+            config.activity_queues.get(f"model:{choice.provider}"),
         )
 
     async def _maybe_continue_as_new(self, config: RunConfig) -> None:

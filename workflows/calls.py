@@ -13,6 +13,13 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 from workflows.contract import Activity, ErrorType
+from workflows.control_types import (
+    AnswerLookup,
+    AnswerLookupResult,
+    AnswerStore,
+    QuotaCall,
+    QuotaCallResult,
+)
 from workflows.payloads import (
     CompareShadowInput,
     KillSwitchCheck,
@@ -45,6 +52,21 @@ TOOL_RETRY = RetryPolicy(
     non_retryable_error_types=[ErrorType.UNKNOWN_TOOL],
 )
 SIDE_RETRY = RetryPolicy(maximum_attempts=3)
+# The ledgers are Temporal workflows: a failure is the cluster or a worker restarting, so
+# retry for a while before the run gives up on the quota check (and refuses the call).
+QUOTA_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=8,
+)
+
+
+def error_type(err: ActivityError) -> str | None:
+    """The `ApplicationError.type` an activity failed with (`ErrorType`), if it has one."""
+    inner = err.cause
+    while isinstance(inner, ActivityError) and inner.cause is not None:
+        inner = inner.cause
+    return getattr(inner, "type", None)
 
 
 def cause(err: ActivityError) -> str:
@@ -67,10 +89,14 @@ async def resolve_config(request: ResolveConfigInput) -> RunConfig:
     return config
 
 
-async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResult:
+async def chat(
+    request: ModelCallInput, timeout_seconds: float, task_queue: str | None = None
+) -> ModelCallResult:
+    """`task_queue`: the provider's own, rate-limited queue when it has one."""
     turn: ModelCallResult = await workflow.execute_activity(
         Activity.MODEL_CHAT,
         request,
+        task_queue=task_queue,
         result_type=ModelCallResult,
         start_to_close_timeout=timedelta(seconds=timeout_seconds + 5),
         retry_policy=MODEL_RETRY,
@@ -79,12 +105,15 @@ async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResu
     return turn
 
 
-async def run_tool(request: ToolCallInput, timeout_seconds: float) -> ToolCallResult:
+async def run_tool(
+    request: ToolCallInput, timeout_seconds: float, task_queue: str | None = None
+) -> ToolCallResult:
     timeout = timedelta(seconds=timeout_seconds)
     tier = request.risk_tier.value if request.risk_tier else "?"
     result: ToolCallResult = await workflow.execute_activity(
         Activity.TOOL_RUN,
         request,
+        task_queue=task_queue,
         result_type=ToolCallResult,
         start_to_close_timeout=timeout,
         # Tools heartbeat every second: a dead worker's call is retried, and a halt's
@@ -140,3 +169,37 @@ async def compare_shadow(request: CompareShadowInput) -> ShadowComparison:
         summary="compare with production",
     )
     return comparison
+
+
+async def apply_quota(call: QuotaCall, summary: str) -> QuotaCallResult:
+    result: QuotaCallResult = await workflow.execute_activity(
+        Activity.QUOTA_APPLY,
+        call,
+        result_type=QuotaCallResult,
+        start_to_close_timeout=timedelta(seconds=30),
+        retry_policy=QUOTA_RETRY,
+        summary=summary,
+    )
+    return result
+
+
+async def lookup_answer(request: AnswerLookup) -> AnswerLookupResult:
+    result: AnswerLookupResult = await workflow.execute_activity(
+        Activity.ANSWER_CACHE_LOOKUP,
+        request,
+        result_type=AnswerLookupResult,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=SIDE_RETRY,
+        summary="answer cache lookup",
+    )
+    return result
+
+
+async def store_answer(request: AnswerStore) -> None:
+    await workflow.execute_activity(
+        Activity.ANSWER_CACHE_STORE,
+        request,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=SIDE_RETRY,
+        summary="answer cache store",
+    )

@@ -1,8 +1,11 @@
-"""The model activity: call the provider, then check every proposed tool call.
+"""The model activity: guardrails on the input, the provider behind its circuit breaker,
+then guardrails on the answer and a check of every proposed tool call.
 
 Checking here (not in the workflow) keeps schema validation next to the tool code; the
 workflow gets calls that are either valid with normalised arguments, or carry an `error`
-that it feeds back to the model instead of running them.
+that it feeds back to the model instead of running them (or a `review` a human must
+approve first). An open breaker fails the call at once with the typed `CircuitOpen`
+error, which the workflow answers with the next model of the chain (or a human).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Mapping
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.breakers import BreakerGuard, model_outcome
+from activities.models import guardrails
 from activities.models.base import ModelProvider
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
@@ -26,13 +31,18 @@ class ModelActivities:
         providers: Mapping[str, ModelProvider],
         registry: ToolRegistry,
         telemetry: Telemetry | None = None,
+        breakers: BreakerGuard | None = None,
     ) -> None:
         self._providers = dict(providers)
         self._registry = registry
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
+        self._breakers = breakers
 
     @activity.defn(name=Activity.MODEL_CHAT)
     async def chat(self, request: ModelCallInput) -> ModelCallResult:
+        info = activity.info()
+        waited = (info.started_time - info.current_attempt_scheduled_time).total_seconds()
+        self._telemetry.queue_wait(info.activity_type, info.task_queue, waited)
         provider = self._providers.get(request.model.provider)
         if provider is None:
             known = ", ".join(sorted(self._providers))
@@ -41,13 +51,37 @@ class ModelActivities:
                 type=ErrorType.UNKNOWN_MODEL_PROVIDER,
                 non_retryable=True,
             )
+        request, input_report = guardrails.check_input(request)
+        if input_report is not None and (input_report.blocked or input_report.review):
+            return guardrails.input_stopped(input_report)
+        breaker = f"model:{request.model.provider}"
+        if self._breakers is not None and request.model.provider != "local":
+            await self._check_breaker(breaker)
         with self._telemetry.model_call(request) as call:
-            result = await provider.complete(request)
+            try:
+                result = await provider.complete(request)
+            except BaseException as err:
+                self._report(breaker, request, err)
+                raise
+            self._report(breaker, request, None)
             checked = [self._check(c, request.tools) for c in result.message.tool_calls]
             cost = price_usage(request.model.price, result.input_tokens, result.output_tokens)
             call.record(result, tool_calls=checked, cost_usd=cost)
         message = result.message.model_copy(update={"tool_calls": checked})
-        return result.model_copy(update={"message": message})
+        result = result.model_copy(update={"message": message})
+        return guardrails.check_output(request, result, input_report)
+
+    async def _check_breaker(self, breaker: str) -> None:
+        assert self._breakers is not None
+        try:
+            await self._breakers.check(breaker)
+        except ApplicationError:
+            self._telemetry.instruments.breaker_rejections.add(1, {"breaker": breaker})
+            raise
+
+    def _report(self, breaker: str, request: ModelCallInput, err: BaseException | None) -> None:
+        if self._breakers is not None and request.model.provider != "local":
+            self._breakers.report(breaker, model_outcome(err), str(err) if err else None)
 
     def _check(self, call: ToolCallRequest, allowed: list[ToolSpec]) -> ToolCallRequest:
         if call.error is not None:

@@ -1,4 +1,10 @@
-"""The tool activity: validate, run once per idempotency key, heartbeat while running."""
+"""The tool activity: validate, run once per idempotency key, heartbeat while running.
+
+The tool gets the run's user and tenant (data tools answer only for that caller) and its
+own declared secrets. Write and destructive tools go through the side-effect ledger: the
+intent before the call, the result after it. A tool whose circuit breaker is open fails
+at once with the typed `CircuitOpen` error.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,8 @@ from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.breakers import BreakerGuard
+from activities.tools.effects import EffectLedger
 from activities.tools.ledger import Ledger
 from activities.tools.registry import (
     ToolContext,
@@ -16,6 +24,7 @@ from activities.tools.registry import (
     ToolRegistry,
     describe_validation_error,
 )
+from activities.tools.secrets import SecretStore
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
 from workflows.payloads import ToolCallInput, ToolCallResult
@@ -26,14 +35,27 @@ _HEARTBEAT_EVERY_SECONDS = 1.0
 
 class ToolActivities:
     def __init__(
-        self, registry: ToolRegistry, ledger: Ledger, telemetry: Telemetry | None = None
+        self,
+        registry: ToolRegistry,
+        ledger: Ledger,
+        telemetry: Telemetry | None = None,
+        *,
+        effects: EffectLedger | None = None,
+        secrets: SecretStore | None = None,
+        breakers: BreakerGuard | None = None,
     ) -> None:
         self._registry = registry
-        self._ledger = ledger
+        self._ledger = ledger  # the demo's downstream stand-in (refunds), also the default ledger
+        self._effects: EffectLedger = effects or ledger
+        self._secrets = secrets or SecretStore({})
+        self._breakers = breakers
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
 
     @activity.defn(name=Activity.TOOL_RUN)
     async def run_tool(self, call: ToolCallInput) -> ToolCallResult:
+        info = activity.info()
+        waited = (info.started_time - info.current_attempt_scheduled_time).total_seconds()
+        self._telemetry.queue_wait(info.activity_type, info.task_queue, waited)
         with self._telemetry.tool_call(call) as observed:
             result = await self._run(call)
             observed.record(result)
@@ -65,11 +87,23 @@ class ToolActivities:
                     "note": "shadow run: the call was not made",
                 },
             )
+        breaker = f"tool:{call.tool}"
+        if self._breakers is not None:
+            await self._breakers.check(breaker)
+        is_resumed = False
         if has_effects:
-            stored = await self._ledger.stored_result(call.idempotency_key)
-            if stored is not None:
+            status = await self._effects.begin(call.idempotency_key, call.tool)
+            if status.result is not None:
                 activity.logger.info("tool %s replayed from ledger", call.tool)
-                return ToolCallResult(**stored, was_replayed=True)
+                return ToolCallResult(**status.result, was_replayed=True)
+            is_resumed = status.attempts > 1
+            if is_resumed:
+                activity.logger.warning(
+                    "tool %s resumes attempt %d of key %s: an earlier one was interrupted",
+                    call.tool,
+                    status.attempts,
+                    call.idempotency_key,
+                )
         context = ToolContext(
             run_id=call.run_id,
             agent=call.agent,
@@ -77,23 +111,35 @@ class ToolActivities:
             call_id=call.call_id,
             idempotency_key=call.idempotency_key,
             ledger=self._ledger,
+            user_id=call.context.user_id,
+            tenant_id=call.context.tenant_id,
+            secrets=self._secrets.for_tool(tool),
+            is_resumed=is_resumed,
         )
         heartbeat = asyncio.create_task(_heartbeat_forever())
         try:
             result = ToolCallResult(ok=True, output=await tool.fn(args, context))
         except ToolError as err:
             result = ToolCallResult(ok=False, error=str(err))
+        except Exception as err:
+            self._report(breaker, err)
+            raise
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+        self._report(breaker, None)
         if has_effects:
-            await self._ledger.store_result(
+            await self._effects.complete(
                 call.idempotency_key,
                 call.tool,
                 result.model_dump(include={"ok", "output", "error"}),
             )
         return result
+
+    def _report(self, breaker: str, err: Exception | None) -> None:
+        if self._breakers is not None:
+            self._breakers.report(breaker, "ok" if err is None else "failure", str(err or ""))
 
 
 async def _heartbeat_forever() -> None:
