@@ -99,11 +99,15 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
-    state = await (await connect_client(args, settings)).state(args.run_id)
+    client = await connect_client(args, settings)
+    state = await client.state(args.run_id)
+    waits = [] if state.status.is_terminal else await client.waits(args.run_id)
     if args.json:
-        print_json(state)
+        print_json({**state.model_dump(mode="json"), "waits": [w.model_dump() for w in waits]})
     else:
         print(render.state_text(args.run_id, state))
+        for wait in waits:
+            print(f"waiting   {wait.describe()}")
     return 0
 
 

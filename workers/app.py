@@ -210,6 +210,9 @@ def rate_limited_workers(
             interceptors=[CorrelationInterceptor()],
             max_concurrent_activities=settings.max_concurrent_activities,
             max_task_queue_activities_per_second=rate,
+            # Same deployment version as the main worker: a pinned run's activities on this
+            # queue go to workers of the build that runs it.
+            deployment_config=deployment_config(settings),
         )
         for name, rate in sorted(settings.rate_limits.items())
     ]

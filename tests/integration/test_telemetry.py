@@ -115,7 +115,7 @@ async def observed(
     client = OpsreadyClient(temporal, settings)
     async with build_worker(temporal, settings, activities=activities):
         run_id = await client.start_run(
-            "support-triage", TEXT, user_id="cust-42", tenant_id="acme", request_id="obs-1"
+            "support-triage", TEXT, user_id="customer-17", tenant_id="acme", request_id="obs-1"
         )
         async with asyncio.timeout(30):
             while True:

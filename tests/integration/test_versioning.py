@@ -76,7 +76,9 @@ class Fleet:
         return await self.cli("deploy", *args, "--deployment", self.deployment.name)
 
     async def start(self, text: str = QUESTION, n: int = 1) -> list[str]:
-        starts = (self.client.start_run("support-triage", text, user_id="cust-1") for _ in range(n))
+        starts = (
+            self.client.start_run("support-triage", text, user_id="customer-17") for _ in range(n)
+        )
         return list(await asyncio.gather(*starts))
 
     async def build_of(self, run_id: str) -> str:

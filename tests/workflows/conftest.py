@@ -95,7 +95,7 @@ class Harness:
         return key
 
     async def start(
-        self, agent: str, text: str, user_id: str | None = "customer-1"
+        self, agent: str, text: str, user_id: str | None = "customer-17"
     ) -> WorkflowHandle[Any, AgentRunResult]:
         return await self.client.start_workflow(
             "AgentRun",
