@@ -6,6 +6,7 @@ request is kept) and a destructive tool (`close_account`) that only writes the l
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from pydantic import BaseModel
@@ -28,6 +29,14 @@ output_per_million_usd = 2.0
 [models."scripted/backup"]
 input_per_million_usd = 10.0
 output_per_million_usd = 20.0
+
+[models."scripted/second"]
+input_per_million_usd = 5.0
+output_per_million_usd = 10.0
+
+[models."gated/test"]
+input_per_million_usd = 1.0
+output_per_million_usd = 2.0
 """
 
 
@@ -91,6 +100,26 @@ class ScriptedProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+class GatedProvider(ScriptedProvider):
+    """Provider `gated`: like `scripted`, but each call waits until `release()` (a model
+    call in flight, for halts and crashes mid-call); `entered` is set once one waits."""
+
+    name = "gated"
+
+    def __init__(self, scripts: dict[str, Script]) -> None:
+        super().__init__(scripts)
+        self._open = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def complete(self, request: ModelCallInput) -> ModelCallResult:
+        self.entered.set()
+        await self._open.wait()
+        return await super().complete(request)
 
 
 class CloseAccountArgs(BaseModel):

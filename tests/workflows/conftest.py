@@ -19,7 +19,7 @@ from activities.tools.registry import Tool
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from tests.fakes.scripted import CLOSE_ACCOUNT, Script, ScriptedProvider
+from tests.fakes.scripted import CLOSE_ACCOUNT, GatedProvider, Script, ScriptedProvider
 from workers.app import build_activities, build_worker
 from workflows.contract import Query
 from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
@@ -27,8 +27,9 @@ from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
 TESTER = """
 name = "{name}"
 version = "7.0.0"
-model = "scripted/test"
+model = "{model}"
 prompt_version = "v2"
+max_output_tokens = 64
 
 [prompts.v2]
 system = "You are a test agent."
@@ -53,16 +54,31 @@ approval = "over_threshold"
 threshold_field = "amount_usd"
 threshold = 50
 [tools.close_account]
+{extra}
 """
 
+# Tables appended to an agent's TOML (controls: quotas, guardrails, breakers, limits...).
+EXTRA: dict[str, str] = {
+    "tester-quota": "[quotas.tenant]\nper_day_usd = 0.002\n",
+    "tester-open-runs": "[quotas.user]\nmax_open_runs = 1\n",
+    "tester-quota-approval": (
+        '[quotas]\non_exceeded = "require_approval"\n[quotas.tenant]\nper_day_usd = 0.0001\n'
+    ),
+    "tester-gated": "[quotas.tenant]\nper_day_usd = 1.0\n",
+}
 AGENTS: dict[str, dict[str, Any]] = {
     "tester": {},
+    "tester-quota": {"max_steps": 6},
+    "tester-open-runs": {},
+    "tester-quota-approval": {},
+    "tester-gated": {"model": "gated/test"},
     "tester-cheap": {"max_cost": 0.0003},
     "tester-tokens": {"max_tokens": 250},
     "tester-can": {"max_steps": 20, "can_events": 12},
     "tester-timeout": {"run_timeout": 60},
 }
 DEFAULTS = {
+    "model": "scripted/test",
     "max_steps": 4,
     "max_tokens": 100000,
     "max_cost": 1.0,
@@ -87,19 +103,25 @@ class Harness:
     task_queue: str
     scripted: ScriptedProvider
     ledger: Ledger
+    gated: GatedProvider
 
     def script(self, text: str, script: Script) -> str:
         """Register a scenario; returns the unique input text that selects it."""
         key = f"{text} [{uuid.uuid4().hex[:6]}]"
         self.scripted.scripts[key] = script
+        self.gated.scripts[key] = script
         return key
 
     async def start(
-        self, agent: str, text: str, user_id: str | None = "customer-17"
+        self,
+        agent: str,
+        text: str,
+        user_id: str | None = "customer-17",
+        tenant_id: str | None = None,
     ) -> WorkflowHandle[Any, AgentRunResult]:
         return await self.client.start_workflow(
             "AgentRun",
-            AgentRunRequest(agent=agent, input=text, user_id=user_id),
+            AgentRunRequest(agent=agent, input=text, user_id=user_id, tenant_id=tenant_id),
             id=f"test-{agent}-{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
             result_type=AgentRunResult,
@@ -135,7 +157,8 @@ async def harness(
     root: Path = tmp_path_factory.mktemp("wf")
     agents_dir = root / "agents"
     for name, overrides in AGENTS.items():
-        write_agent(agents_dir, name, TESTER.format(name=name, **{**DEFAULTS, **overrides}))
+        values = {**DEFAULTS, **overrides, "extra": EXTRA.get(name, "")}
+        write_agent(agents_dir, name, TESTER.format(name=name, **values))
     (agents_dir / "support-triage.toml").write_text(
         (PROJECT_ROOT / "agents" / "support-triage.toml").read_text()
     )
@@ -145,9 +168,11 @@ async def harness(
         task_queue=f"wf-{uuid.uuid4().hex[:8]}",
         worker_versioning=False,  # the time-skipping server has no Worker Deployments
     )
-    scripted = ScriptedProvider({})
+    scripted, gated = ScriptedProvider({}), GatedProvider({})
     activities = build_activities(
-        settings, providers={"scripted": scripted, "local": LocalProvider()}, tools=harness_tools()
+        settings,
+        providers={"scripted": scripted, "local": LocalProvider(), "gated": gated},
+        tools=harness_tools(),
     )
     async with build_worker(time_env.client, settings, activities=activities):
         yield Harness(
@@ -156,4 +181,5 @@ async def harness(
             settings.task_queue,
             scripted,
             Ledger(settings.data_dir / "side_effects.sqlite"),
+            gated,
         )
