@@ -32,6 +32,7 @@ from activities.models.base import ModelProvider
 from activities.models.local import LocalProvider
 from activities.notify import NotifyActivities
 from activities.outcomes import OutcomeStore
+from activities.pacing import Pacer
 from activities.quotas import QuotaActivities
 from activities.rollout import RolloutActivities
 from activities.shadow import ShadowActivities
@@ -104,11 +105,16 @@ def build_activities(
     breakers = (
         BreakerGuard(settings.task_queue, settings.breaker_config) if settings.breakers else None
     )
+    # Calls on a rate-limited queue are also spaced evenly within this process.
+    pacer = Pacer(
+        {activity_queue(settings.task_queue, n): r for n, r in settings.rate_limits.items()}
+    )
     models = ModelActivities(
         default_providers(settings, telemetry) if providers is None else providers,
         registry,
         telemetry,
         breakers,
+        pacer,
     )
     tool_activities = ToolActivities(
         registry,
@@ -117,6 +123,7 @@ def build_activities(
         effects=effect_ledger(settings, ledger),
         secrets=secrets,
         breakers=breakers,
+        pacer=pacer,
     )
     answers = AnswerCache(settings.data_dir / "answers.sqlite")
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)

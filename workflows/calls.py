@@ -176,7 +176,8 @@ async def apply_quota(call: QuotaCall, summary: str) -> QuotaCallResult:
         Activity.QUOTA_APPLY,
         call,
         result_type=QuotaCallResult,
-        start_to_close_timeout=timedelta(seconds=30),
+        # An update round trip per ledger: a dead worker's call is retried within seconds.
+        start_to_close_timeout=timedelta(seconds=10),
         retry_policy=QUOTA_RETRY,
         summary=summary,
     )

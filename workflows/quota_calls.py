@@ -120,7 +120,8 @@ class RunQuotas:
 
     async def close(self) -> None:
         """The run ended: free its open-run slot and anything it still holds."""
-        problem = await self._apply(self._call(close_run=True), "quota: run ended")
+        # Called by the run after its drive ended (a halt included): no halt check here.
+        problem = await self._apply(self._call(close_run=True), "quota: run ended", in_drive=False)
         if isinstance(problem, str):  # the ledgers release stale reservations themselves
             self._record.safety(SafetyKind.QUOTA_UNCHECKED, f"run not closed: {problem}")
 
@@ -129,12 +130,17 @@ class RunQuotas:
             {"run_id": workflow.info().workflow_id, "scopes": self._policy.scopes, **parts}
         )
 
-    async def _apply(self, call: QuotaCall, summary: str) -> Refusal | str | None:
-        """The refusal, None when granted, or why the ledgers could not be reached."""
+    async def _apply(
+        self, call: QuotaCall, summary: str, *, in_drive: bool = True
+    ) -> Refusal | str | None:
+        """The refusal, None when granted, or why the ledgers could not be reached. Inside
+        the run's drive, a halt that came in meanwhile stops it here."""
         try:
             result = await calls.apply_quota(call, summary)
         except ActivityError as err:
-            self._run.stop_if_halted()
+            if in_drive:
+                self._run.stop_if_halted()
             return calls.cause(err)
-        self._run.stop_if_halted()
+        if in_drive:
+            self._run.stop_if_halted()
         return result.refusal

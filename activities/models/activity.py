@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from activities.breakers import BreakerGuard, model_outcome
 from activities.models import guardrails
 from activities.models.base import ModelProvider
+from activities.pacing import Pacer
 from activities.tools.registry import ToolRegistry
 from opsready.telemetry import Telemetry
 from workflows.contract import Activity, ErrorType
@@ -32,8 +33,10 @@ class ModelActivities:
         registry: ToolRegistry,
         telemetry: Telemetry | None = None,
         breakers: BreakerGuard | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._providers = dict(providers)
+        self._pacer = pacer
         self._registry = registry
         self._telemetry = telemetry or Telemetry.create(span_processors=[], metric_readers=[])
         self._breakers = breakers
@@ -57,6 +60,8 @@ class ModelActivities:
         breaker = f"model:{request.model.provider}"
         if self._breakers is not None and request.model.provider != "local":
             await self._check_breaker(breaker)
+        if self._pacer is not None:
+            await self._pacer.wait(info.task_queue)
         with self._telemetry.model_call(request) as call:
             try:
                 result = await provider.complete(request)

@@ -16,6 +16,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.breakers import BreakerGuard
+from activities.pacing import Pacer
 from activities.tools.effects import EffectLedger
 from activities.tools.ledger import Ledger
 from activities.tools.registry import (
@@ -43,8 +44,10 @@ class ToolActivities:
         effects: EffectLedger | None = None,
         secrets: SecretStore | None = None,
         breakers: BreakerGuard | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._registry = registry
+        self._pacer = pacer
         self._ledger = ledger  # the demo's downstream stand-in (refunds), also the default ledger
         self._effects: EffectLedger = effects or ledger
         self._secrets = secrets or SecretStore({})
@@ -90,6 +93,8 @@ class ToolActivities:
         breaker = f"tool:{call.tool}"
         if self._breakers is not None:
             await self._breakers.check(breaker)
+        if self._pacer is not None:
+            await self._pacer.wait(activity.info().task_queue)
         is_resumed = False
         if has_effects:
             status = await self._effects.begin(call.idempotency_key, call.tool)
