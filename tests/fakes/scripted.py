@@ -88,7 +88,7 @@ class ScriptedProvider:
     async def complete(self, request: ModelCallInput) -> ModelCallResult:
         self.requests.append(request)
         user = next((m.content for m in request.messages if m.role == "user"), None) or ""
-        script = self.scripts.get(user)
+        script = self.scripts.get(user) or self._by_suffix(user)
         if script is None:
             raise ApplicationError(
                 f"no script for {user!r}", type=ErrorType.MODEL_REQUEST_REJECTED, non_retryable=True
@@ -97,6 +97,14 @@ class ScriptedProvider:
         return ModelCallResult(
             message=script(request), input_tokens=input_tokens, output_tokens=output_tokens
         )
+
+    def _by_suffix(self, user: str) -> Script | None:
+        """A script registered as `text [id]`, when the text reached the model changed (a
+        guardrail masked it) but its id did not."""
+        if not user.endswith("]") or " [" not in user:
+            return None
+        suffix = user[user.rindex(" [") :]
+        return next((s for key, s in self.scripts.items() if key.endswith(suffix)), None)
 
     async def aclose(self) -> None:
         return None
@@ -137,4 +145,47 @@ CLOSE_ACCOUNT = Tool(
     args=CloseAccountArgs,
     risk_tier=RiskTier.DESTRUCTIVE,
     fn=_close_account,
+)
+
+
+# What `account_profile` returns: personal data and a secret, as real back ends do.
+PROFILE_EMAIL, PROFILE_API_KEY = "dana.reyes@example.com", "sk-live-4f9a8b7c6d5e4f3a2b1c"
+
+
+class ProfileArgs(BaseModel):
+    account_id: str
+
+
+async def _account_profile(args: ProfileArgs, ctx: ToolContext) -> dict[str, str]:
+    return {"account_id": args.account_id, "email": PROFILE_EMAIL, "api_key": PROFILE_API_KEY}
+
+
+ACCOUNT_PROFILE = Tool(
+    name="account_profile",
+    description="A customer's account profile.",
+    args=ProfileArgs,
+    risk_tier=RiskTier.READ,
+    fn=_account_profile,
+)
+
+
+class StatusArgs(BaseModel):
+    service: str
+
+
+async def _status_page(args: StatusArgs, ctx: ToolContext) -> dict[str, str]:
+    # As the tool activity raises it when the tool's breaker is open.
+    raise ApplicationError(
+        f"circuit breaker tool:status_page is open: {args.service} keeps failing",
+        type=ErrorType.CIRCUIT_OPEN,
+        non_retryable=True,
+    )
+
+
+STATUS_PAGE = Tool(
+    name="status_page",
+    description="The status of a service.",
+    args=StatusArgs,
+    risk_tier=RiskTier.READ,
+    fn=_status_page,
 )

@@ -19,7 +19,14 @@ from activities.tools.registry import Tool
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from tests.fakes.scripted import CLOSE_ACCOUNT, GatedProvider, Script, ScriptedProvider
+from tests.fakes.scripted import (
+    ACCOUNT_PROFILE,
+    CLOSE_ACCOUNT,
+    STATUS_PAGE,
+    GatedProvider,
+    Script,
+    ScriptedProvider,
+)
 from workers.app import build_activities, build_worker
 from workflows.contract import Query
 from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
@@ -30,6 +37,7 @@ version = "7.0.0"
 model = "{model}"
 prompt_version = "v2"
 max_output_tokens = 64
+{top}
 
 [prompts.v2]
 system = "You are a test agent."
@@ -65,6 +73,42 @@ EXTRA: dict[str, str] = {
         '[quotas]\non_exceeded = "require_approval"\n[quotas.tenant]\nper_day_usd = 0.0001\n'
     ),
     "tester-gated": "[quotas.tenant]\nper_day_usd = 1.0\n",
+    "tester-guarded": """
+[tools.account_profile]
+[tools.refund_order.limits]
+amount_usd = 100
+[guardrails.input.size_limit]
+max_chars = 300
+[guardrails.input.prompt_injection]
+[guardrails.input.pii_secrets]
+action = "mask"
+[guardrails.output.leak]
+[guardrails.output.forbidden_content]
+words = ["guarantee"]
+action = "review"
+[guardrails.output.refund_grounding]
+""",
+    "tester-strict": '[guardrails.input.pii_secrets]\naction = "block"\n',
+    "tester-chain": '[tools.status_page]\n[breakers]\non_model_open = "escalate"\n',
+}
+# Top-level keys of an agent's TOML (before its first table).
+TOP: dict[str, str] = {
+    "tester-chain": 'fallback_models = ["scripted/second", "scripted/backup"]',
+}
+# Agents that do not fit the template: read-only, answer cache on.
+CUSTOM: dict[str, str] = {
+    "tester-cached": """
+name = "tester-cached"
+version = "1.0.0"
+model = "scripted/test"
+prompt_version = "v1"
+[prompts.v1]
+system = "You answer questions."
+[tools.search_kb]
+[answer_cache]
+enabled = true
+ttl_seconds = 600
+""",
 }
 AGENTS: dict[str, dict[str, Any]] = {
     "tester": {},
@@ -72,6 +116,9 @@ AGENTS: dict[str, dict[str, Any]] = {
     "tester-open-runs": {},
     "tester-quota-approval": {},
     "tester-gated": {"model": "gated/test"},
+    "tester-guarded": {},
+    "tester-strict": {},
+    "tester-chain": {},
     "tester-cheap": {"max_cost": 0.0003},
     "tester-tokens": {"max_tokens": 250},
     "tester-can": {"max_steps": 20, "can_events": 12},
@@ -88,10 +135,13 @@ DEFAULTS = {
 
 
 def harness_tools(*extra: Tool) -> list[Tool]:
-    """The demo's tools, a destructive `close_account`, and any extra tools."""
+    """The demo's tools, a destructive `close_account`, a profile that holds secrets, and
+    any extra tools."""
     return [
         *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
         CLOSE_ACCOUNT,
+        ACCOUNT_PROFILE,
+        STATUS_PAGE,
         *extra,
     ]
 
@@ -157,8 +207,10 @@ async def harness(
     root: Path = tmp_path_factory.mktemp("wf")
     agents_dir = root / "agents"
     for name, overrides in AGENTS.items():
-        values = {**DEFAULTS, **overrides, "extra": EXTRA.get(name, "")}
+        values = {**DEFAULTS, **overrides, "extra": EXTRA.get(name, ""), "top": TOP.get(name, "")}
         write_agent(agents_dir, name, TESTER.format(name=name, **values))
+    for name, toml in CUSTOM.items():
+        write_agent(agents_dir, name, toml)
     (agents_dir / "support-triage.toml").write_text(
         (PROJECT_ROOT / "agents" / "support-triage.toml").read_text()
     )
