@@ -61,9 +61,10 @@ def register(commands: Subcommands) -> None:
 
 
 async def cmd_quota_show(args: argparse.Namespace, settings: Settings) -> int:
+    scope = quotas.parse_scope(args.scope) if args.scope is not None else None
     client = (await connect_client(args, settings)).temporal
     queue = settings.task_queue
-    if args.scope is None:
+    if scope is None:
         scopes = await quotas.list_ledgers(client, queue)
         views = [await quotas.ledger_view(client, queue, scope) for scope in scopes]
         if args.json:
@@ -71,8 +72,7 @@ async def cmd_quota_show(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print("\n\n".join(render(view) for view in views) or "no quota ledgers")
         return 0
-    view = await quotas.ledger_view(client, queue, quotas.parse_scope(args.scope))
-    _show(view, as_json=args.json)
+    _show(await quotas.ledger_view(client, queue, scope), as_json=args.json)
     return 0
 
 
