@@ -70,6 +70,24 @@ def only_on(model: str, script: Script) -> Script:
     return on
 
 
+def circuit_open_on(model: str, then: Script, times: int | None = None) -> Script:
+    """A script whose calls to `model` fail fast as on an open circuit breaker (the first
+    `times` of them, or all); every other call goes to `then`."""
+    seen = [0]
+
+    def on(request: ModelCallInput) -> ChatMessage:
+        if request.model.model == model and (times is None or seen[0] < times):
+            seen[0] += 1
+            raise ApplicationError(
+                f"circuit breaker model:{request.model.provider} is open: 5 of 6 calls failed",
+                type=ErrorType.CIRCUIT_OPEN,
+                non_retryable=True,
+            )
+        return then(request)
+
+    return on
+
+
 def tool_messages(request: ModelCallInput) -> list[ChatMessage]:
     return [m for m in request.messages if m.role == "tool"]
 
