@@ -34,10 +34,8 @@ from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
 TESTER = """
 name = "{name}"
 version = "7.0.0"
-model = "{model}"
+model = "scripted/test"
 prompt_version = "v2"
-max_output_tokens = 64
-{top}
 
 [prompts.v2]
 system = "You are a test agent."
@@ -62,12 +60,11 @@ approval = "over_threshold"
 threshold_field = "amount_usd"
 threshold = 50
 [tools.close_account]
-{extra}
 """
 
 # Tables appended to an agent's TOML (controls: quotas, guardrails, breakers, limits...).
 EXTRA: dict[str, str] = {
-    "tester-quota": "[quotas.tenant]\nper_day_usd = 0.002\n",
+    "tester-quota": "[quotas.tenant]\nper_day_usd = 0.05\n",
     "tester-open-runs": "[quotas.user]\nmax_open_runs = 1\n",
     "tester-quota-approval": (
         '[quotas]\non_exceeded = "require_approval"\n[quotas.tenant]\nper_day_usd = 0.0001\n'
@@ -125,13 +122,21 @@ AGENTS: dict[str, dict[str, Any]] = {
     "tester-timeout": {"run_timeout": 60},
 }
 DEFAULTS = {
-    "model": "scripted/test",
     "max_steps": 4,
     "max_tokens": 100000,
     "max_cost": 1.0,
     "run_timeout": 86400,
     "can_events": 5000,
 }
+
+
+def tester_toml(name: str, **overrides: Any) -> str:
+    """A test agent: the template with its budgets, model, top-level keys and tables."""
+    values = {**DEFAULTS, **overrides}
+    model = values.pop("model", "scripted/test")
+    toml = TESTER.format(name=name, **values)
+    toml = toml.replace('model = "scripted/test"', f'model = "{model}"')
+    return f"{TOP.get(name, '')}\n{toml}{EXTRA.get(name, '')}"
 
 
 def harness_tools(*extra: Tool) -> list[Tool]:
@@ -207,8 +212,7 @@ async def harness(
     root: Path = tmp_path_factory.mktemp("wf")
     agents_dir = root / "agents"
     for name, overrides in AGENTS.items():
-        values = {**DEFAULTS, **overrides, "extra": EXTRA.get(name, ""), "top": TOP.get(name, "")}
-        write_agent(agents_dir, name, TESTER.format(name=name, **values))
+        write_agent(agents_dir, name, tester_toml(name, **overrides))
     for name, toml in CUSTOM.items():
         write_agent(agents_dir, name, toml)
     (agents_dir / "support-triage.toml").write_text(
