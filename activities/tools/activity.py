@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+from collections.abc import Iterable
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -109,6 +111,7 @@ class ToolActivities:
                     status.attempts,
                     call.idempotency_key,
                 )
+        secrets = self._secrets.for_tool(tool)
         context = ToolContext(
             run_id=call.run_id,
             agent=call.agent,
@@ -118,7 +121,7 @@ class ToolActivities:
             ledger=self._ledger,
             user_id=call.context.user_id,
             tenant_id=call.context.tenant_id,
-            secrets=self._secrets.for_tool(tool),
+            secrets=secrets,
             is_resumed=is_resumed,
         )
         heartbeat = asyncio.create_task(_heartbeat_forever())
@@ -134,6 +137,7 @@ class ToolActivities:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
         self._report(breaker, None)
+        result = _without_secrets(result, secrets.values())
         if has_effects:
             await self._effects.complete(
                 call.idempotency_key,
@@ -145,6 +149,20 @@ class ToolActivities:
     def _report(self, breaker: str, err: Exception | None) -> None:
         if self._breakers is not None:
             self._breakers.report(breaker, "ok" if err is None else "failure", str(err or ""))
+
+
+def _without_secrets(result: ToolCallResult, secrets: Iterable[str]) -> ToolCallResult:
+    """The result with the tool's own secrets masked: whatever a tool returns goes into the
+    run's history and the model's context, and a secret must reach neither."""
+    values = [value for value in secrets if len(value) >= 4]
+    if not values:
+        return result
+    text = result.model_dump_json()
+    if not any(value in text for value in values):
+        return result
+    for value in values:
+        text = text.replace(json.dumps(value)[1:-1], "[SECRET]")
+    return ToolCallResult.model_validate_json(text)
 
 
 async def _heartbeat_forever() -> None:

@@ -11,11 +11,14 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
+from temporalio.testing import ActivityEnvironment
 
 from activities.flag_choices import choose
 from activities.models.local import LocalProvider
 from activities.pacing import Pacer
-from activities.tools.registry import Tool, ToolContext
+from activities.tools.activity import ToolActivities
+from activities.tools.ledger import Ledger
+from activities.tools.registry import Tool, ToolContext, ToolRegistry
 from activities.tools.secrets import SecretStore, check_tool_secrets, env_name
 from activities.tools.support import support_tools
 from opsready.agents import load_agent, load_pricing
@@ -25,7 +28,14 @@ from opsready.waits import rate_limited_name
 from starters.cli import main
 from tests.conftest import write_agent
 from workers.app import build_activities
-from workflows.payloads import ChatMessage, ModelCallInput, ModelChoice, RunConfig, ToolSpec
+from workflows.payloads import (
+    ChatMessage,
+    ModelCallInput,
+    ModelChoice,
+    RunConfig,
+    ToolCallInput,
+    ToolSpec,
+)
 from workflows.policy import price_usage
 from workflows.quota_calls import estimate_cost
 from workflows.quota_ledger import effective_limits
@@ -215,3 +225,45 @@ def test_tool_spec_limits_come_from_the_agent() -> None:
     definition, _ = load_agent(PROJECT_ROOT / "agents", "support-triage")
     assert definition.tools["refund_order"].limits == {"amount_usd": 500}
     assert ToolSpec.model_fields["limits"].default_factory is not None
+
+
+class EchoArgs(BaseModel):
+    service: str
+
+
+async def _echo_token(args: EchoArgs, ctx: ToolContext) -> dict[str, object]:
+    return {
+        "service": args.service,
+        "token_used": ctx.secrets["vault_token"],
+        "all": dict(ctx.secrets),
+    }
+
+
+async def test_a_tool_gets_its_secret_and_the_secret_never_leaves_the_activity(
+    tmp_path: Path,
+) -> None:
+    echo = Tool("echo", "Echo.", EchoArgs, RiskTier.READ, _echo_token, secrets=("vault_token",))
+    other = Tool("other", "Other.", EchoArgs, RiskTier.READ, _echo_token)
+    store = SecretStore({"vault_token": "t0p-s3cret-value", "db_password": "hunter22"})
+    tools = ToolActivities(
+        ToolRegistry([echo, other]), Ledger(tmp_path / "l.sqlite"), secrets=store
+    )
+    call = ToolCallInput(
+        run_id="r",
+        agent="a",
+        step=1,
+        call_id="c",
+        tool="echo",
+        arguments={"service": "vault"},
+        idempotency_key="r:1:c",
+    )
+    result = await ActivityEnvironment().run(tools.run_tool, call)
+    assert result.output == {
+        "service": "vault",
+        "token_used": "[SECRET]",
+        "all": {"vault_token": "[SECRET]"},
+    }  # it had exactly its own secret, and its result carries none of it
+    assert "t0p-s3cret" not in result.model_dump_json() and "hunter22" not in call.model_dump_json()
+    other_call = call.model_copy(update={"tool": "other"})
+    with pytest.raises(Exception, match="vault_token"):  # no secret declared: none given
+        await ActivityEnvironment().run(tools.run_tool, other_call)
