@@ -39,10 +39,10 @@ def parse_scope(text: str) -> QuotaScope:
 
 def scope_of(workflow_id: str, task_queue: str) -> QuotaScope | None:
     """The scope a ledger's workflow id names (None: another queue's ledger, or none)."""
-    prefix = quota_ledger_id(task_queue, "", "").rstrip(":")
+    prefix = quota_ledger_id(task_queue, "", "")[:-1]  # `quota:<queue>:`
     if not workflow_id.startswith(prefix):
         return None
-    kind, _, scope_id = workflow_id.removeprefix(prefix).lstrip(":").partition(":")
+    kind, _, scope_id = workflow_id.removeprefix(prefix).partition(":")
     try:
         return QuotaScope(kind=QuotaScopeKind(kind), id=scope_id)
     except (ValueError, ValidationError):

@@ -10,7 +10,7 @@ large, carrying the book over. Deterministic (workflow code): `QuotaBook` decide
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import VersioningBehavior
@@ -48,7 +48,7 @@ class QuotaLedgerWorkflow:
     def __init__(self, start: QuotaLedgerInput) -> None:
         self._book = QuotaBook.restore(start.state) if start.state else QuotaBook(start.scope)
         self._operator = start.operator_limits
-        self._updated_at = start.state.day_start if start.state else None
+        self._updated_at: datetime | None = None
 
     @workflow.query(name=Query.STATE)
     def state(self) -> LedgerView:
