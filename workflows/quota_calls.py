@@ -68,10 +68,12 @@ class RunQuotas:
         return f"{workflow.info().workflow_id}:{self._record.state.step}:model"
 
     async def before_model(self, config: RunConfig, messages: list[ChatMessage]) -> bool:
-        """Reserve this step's estimated cost in every ledger; False when the run ended."""
+        """Reserve this step's estimated cost in every ledger; False when the run ended.
+        A shadow twin spends real money but is not one of its user's open runs."""
         estimate = estimate_cost(config, messages)
         call = self._call(
-            open_run=not self._is_open, reserve=QuotaReserve(key=self._key(), amount_usd=estimate)
+            open_run=not self._is_open and not config.is_shadow,
+            reserve=QuotaReserve(key=self._key(), amount_usd=estimate),
         )
         result = await self._apply(call, f"quota: reserve {usd(estimate)}")
         if isinstance(result, str):

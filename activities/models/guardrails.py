@@ -87,7 +87,8 @@ def check_output(
             text = "" if outcome.is_blocked else outcome.text
     calls = _check_calls(config, message.tool_calls, outputs, ctx, report)
     message = message.model_copy(update={"content": text or None, "tool_calls": calls})
-    return result.model_copy(update={"message": message, "guardrails": report})
+    found = report.findings or report.input_text or report.blocked or report.review
+    return result.model_copy(update={"message": message, "guardrails": report if found else None})
 
 
 def _check_calls(
