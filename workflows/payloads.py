@@ -14,6 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.contract import KillSwitchScope, kill_switch_scope
+from workflows.control_types import (
+    AnswerCachePolicy,
+    BreakerPolicy,
+    GuardrailReport,
+    GuardrailSet,
+    QuotaPolicy,
+)
 from workflows.redaction import UserAttribute
 from workflows.types import (
     AgentRunRequest,
@@ -53,6 +60,8 @@ class ToolSpec(_Model):
     risk_tier: RiskTier
     timeout_seconds: float = 30.0
     approval: ApprovalRule = Field(default_factory=ApprovalRule)
+    # Argument ceilings for this agent (field -> maximum), checked before any approval.
+    limits: dict[str, float] = Field(default_factory=dict)
 
 
 class ApprovalPolicy(_Model):
@@ -128,6 +137,13 @@ class RunConfig(_Model):
     # shown as it is, and each model with the full model retry policy.
     user_attribute: UserAttribute = "raw"  # how AgentUser shows the user id
     model_retry: ModelRetryBudget | None = None  # each model's budget before its fallback
+    # Controls across runs (issue 12); absent in configs recorded before them.
+    quotas: QuotaPolicy | None = None
+    breakers: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    guardrails: GuardrailSet | None = None
+    answer_cache: AnswerCachePolicy | None = None
+    # Rate-limited providers and tools (`model:<provider>`, `tool:<name>`) -> their queue.
+    activity_queues: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -208,6 +224,7 @@ class ToolCallRequest(_Model):
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    review: str | None = None  # a guardrail wants a human to approve this call first
 
 
 class ChatMessage(_Model):
@@ -231,6 +248,9 @@ class ModelCallInput(_Model):
     # Set when a fallback follows this model: how long it may keep failing (None: the full
     # model retry policy).
     fallback_after: ModelRetryBudget | None = None
+    guardrails: GuardrailSet | None = None
+    is_input_approved: bool = False  # a human approved the input the checks sent for review
+    fallback_from: str | None = None  # the model this call falls back from (span, metric)
 
     @model_validator(mode="before")
     @classmethod
@@ -249,6 +269,7 @@ class ModelCallResult(_Model):
     input_tokens: int
     output_tokens: int
     finish_reason: str = "stop"
+    guardrails: GuardrailReport | None = None  # what the agent's checks found, if it has any
 
 
 class ToolCallInput(_Model):
