@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from opsready.runs import run_result
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
 from tests.fakes.openai_server import FakeOpenAI
@@ -51,7 +52,7 @@ async def run(client: Client, task_queue: str) -> AgentRunResult:
         task_queue=task_queue,
         result_type=AgentRunResult,
     )
-    return await asyncio.wait_for(handle.result(), 60)
+    return await asyncio.wait_for(run_result(handle), 60)
 
 
 async def breaker(client: Client, task_queue: str) -> BreakerView:

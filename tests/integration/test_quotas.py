@@ -15,6 +15,7 @@ from temporalio.client import WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
 from opsready.quotas import ledger_view
+from opsready.runs import run_result
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.fakes.worker_process import worker_process
 from workers.app import build_activities, build_worker
@@ -91,7 +92,7 @@ async def test_fifty_runs_never_overspend_the_tenant_budget_with_a_worker_killed
 
     activities = build_activities(settings)
     async with build_worker(client, settings, activities=activities):
-        results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 100)
+        results = await asyncio.wait_for(asyncio.gather(*(run_result(h) for h in handles)), 100)
         view = await ledger_view(
             client, settings.task_queue, QuotaScope(kind=QuotaScopeKind.TENANT, id=tenant)
         )

@@ -15,6 +15,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from opsready.client import OpsreadyClient
+from opsready.runs import run_result
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
 from tests.conftest import write_agent
@@ -90,7 +91,7 @@ async def test_a_burst_never_calls_the_provider_faster_than_its_rate_limit(
                     break
         assert waits[0].task_queue == queue and "rate limit of model:openai" in waits[0].describe()
         await monitor.poll_once()  # the server's count of the queue's backlog, as a gauge
-        results = await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), 60)
+        results = await asyncio.wait_for(asyncio.gather(*(run_result(h) for h in handles)), 60)
 
     assert [r.status for r in results] == [RunStatus.COMPLETED] * RUNS
     arrivals = [r.at for r in fake_openai.requests]

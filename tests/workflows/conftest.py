@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,11 +231,10 @@ async def end_open_workflows(client: Client, task_queue: str) -> None:
         request.next_page_token = page.next_page_token
 
 
-@pytest.fixture(scope="module")
-async def harness(
-    time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Harness]:
-    root: Path = tmp_path_factory.mktemp("wf")
+@asynccontextmanager
+async def open_harness(env: WorkflowEnvironment, root: Path) -> AsyncIterator[Harness]:
+    """A worker with the test agents on `env`, on a task queue of its own; what it leaves
+    running is terminated when it closes."""
     agents_dir = root / "agents"
     for name, overrides in AGENTS.items():
         write_agent(agents_dir, name, tester_toml(name, **overrides))
@@ -255,13 +255,21 @@ async def harness(
         providers={"scripted": scripted, "local": LocalProvider(), "gated": gated},
         tools=harness_tools(),
     )
-    async with build_worker(time_env.client, settings, activities=activities):
+    async with build_worker(env.client, settings, activities=activities):
         yield Harness(
-            time_env,
-            time_env.client,
+            env,
+            env.client,
             settings.task_queue,
             scripted,
             Ledger(settings.data_dir / "side_effects.sqlite"),
             gated,
         )
-        await end_open_workflows(time_env.client, settings.task_queue)
+        await end_open_workflows(env.client, settings.task_queue)
+
+
+@pytest.fixture(scope="module")
+async def harness(
+    time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Harness]:
+    async with open_harness(time_env, tmp_path_factory.mktemp("wf")) as harness:
+        yield harness

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+from opsready.runs import run_result
 from tests.fakes.scripted import answer, calls
 from tests.workflows.conftest import Harness
 from workflows.contract import ErrorType, Update
@@ -33,7 +34,7 @@ async def test_the_chain_is_tried_in_order_and_every_fallback_is_recorded(
     harness: Harness,
 ) -> None:
     text = harness.script("chain", down("scripted/test", "scripted/second"))  # type: ignore[arg-type]
-    result = await (await harness.start("tester-chain", text)).result()
+    result = await run_result(await harness.start("tester-chain", text))
     assert result.status is RunStatus.COMPLETED
     assert result.output == "answered by scripted/backup"
     assert [(f.from_model, f.to_model) for f in result.fallbacks] == [
@@ -70,7 +71,7 @@ async def test_an_open_breaker_is_escalated_and_the_model_tried_again_once_appro
     await handle.execute_update(
         Update.DECIDE, ApprovalDecision(approved=True, approver="alice"), result_type=AgentRunState
     )
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED and result.output == "back again"
     assert seen == ["scripted/test", "scripted/test"] and result.fallbacks == []
 
@@ -84,7 +85,7 @@ async def test_a_tool_whose_breaker_is_open_is_switched_off_for_the_rest_of_the_
         return answer("The status page is unavailable.")
 
     text = harness.script("status twice", ask_twice)
-    result = await (await harness.start("tester-chain", text)).result()
+    result = await run_result(await harness.start("tester-chain", text))
     assert result.status is RunStatus.COMPLETED
     first, second = (c for c in result.tool_calls if c.tool == "status_page")
     assert first.decision == "failed" and "circuit breaker" in (first.error or "")
@@ -96,11 +97,11 @@ async def test_a_read_only_agent_answers_the_same_question_from_its_cache(
     harness: Harness,
 ) -> None:
     text = harness.script("What is the refund policy?", lambda _: answer("Thirty days."))
-    first = await (await harness.start("tester-cached", text)).result()
+    first = await run_result(await harness.start("tester-cached", text))
     asked = len(harness.scripted.requests)
-    again = await (
+    again = await run_result(
         await harness.start("tester-cached", f"  what IS the refund   policy?{text[26:]}")
-    ).result()
+    )
     assert first.output == again.output == "Thirty days."
     assert again.reason == "answered from the cache" and again.usage.total_tokens == 0
     assert len(harness.scripted.requests) == asked  # no model call the second time

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from opsready.quotas import ledger_view
+from opsready.runs import run_result
+from opsready.setup import ensure_search_attributes
+from tests.conftest import TEST_SERVER_BIN
 from tests.fakes.scripted import answer, calls
-from tests.workflows.conftest import Harness
+from tests.workflows.conftest import Harness, open_harness
 from workflows.contract import Signal, Update
 from workflows.quota_types import LedgerView, QuotaScope, QuotaScopeKind
 from workflows.types import (
@@ -25,11 +34,29 @@ async def _ledger(harness: Harness, kind: QuotaScopeKind, scope_id: str) -> Ledg
     return await ledger_view(harness.client, harness.task_queue, QuotaScope(kind=kind, id=scope_id))
 
 
-async def test_failed_and_halted_runs_release_their_reservations(harness: Harness) -> None:
+@pytest.fixture
+async def own_harness(tmp_path: Path) -> AsyncIterator[Harness]:
+    """A time-skipping server of its own, for a run halted while its model call is in
+    flight: the run closes Canceled before the cancelled activity ends, and the test server
+    keeps that activity pending on the closed run (its describe says CANCEL_REQUESTED after
+    the worker completed it), which stops the server's clock for every later test."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=TEST_SERVER_BIN, data_converter=pydantic_data_converter
+    )
+    try:
+        await ensure_search_attributes(env.client)
+        async with open_harness(env, tmp_path) as harness:
+            yield harness
+    finally:
+        await env.shutdown()
+
+
+async def test_failed_and_halted_runs_release_their_reservations(own_harness: Harness) -> None:
+    harness = own_harness
     tenant = f"acme-{uuid.uuid4().hex[:6]}"
     # Failed: the model rejects every call, so the step's reservation is given back.
     failing = await harness.start("tester-quota", "no script for this", tenant_id=tenant)
-    assert (await failing.result()).status is RunStatus.FAILED
+    assert (await run_result(failing)).status is RunStatus.FAILED
     # Halted while its model call is in flight (the reservation is held at that moment).
     text = harness.script("hang", lambda _: answer("late"))
     halted = await harness.start("tester-gated", text, tenant_id=tenant)
@@ -37,7 +64,7 @@ async def test_failed_and_halted_runs_release_their_reservations(harness: Harnes
     held = await _ledger(harness, QuotaScopeKind.TENANT, tenant)
     assert len(held.state.reservations) == 1 and held.state.open_runs == [halted.id]
     await halted.signal(Signal.HALT, HaltRequest(reason="stop", by="oncall"))
-    assert (await halted.result()).status is RunStatus.HALTED
+    assert (await run_result(halted)).status is RunStatus.HALTED
     harness.gated.release()
 
     ledger = (await _ledger(harness, QuotaScopeKind.TENANT, tenant)).state
@@ -53,7 +80,7 @@ async def test_open_runs_cap_refuses_a_second_run_at_start(harness: Harness) -> 
     first = await harness.start("tester-open-runs", close, user_id=user)
     await harness.wait_for_status(first, "awaiting_approval")
 
-    second = await (await harness.start("tester-open-runs", close, user_id=user)).result()
+    second = await run_result(await harness.start("tester-open-runs", close, user_id=user))
     assert (second.status, second.stop_reason) == (
         RunStatus.BUDGET_EXCEEDED,
         StopReason.QUOTA_EXCEEDED,
@@ -64,11 +91,11 @@ async def test_open_runs_cap_refuses_a_second_run_at_start(harness: Harness) -> 
     assert second.usage.cost_usd == 0 and second.steps == 1
 
     await first.signal(Signal.HALT, HaltRequest(reason="done", by="oncall"))
-    await first.result()
+    await run_result(first)
     third = await harness.start("tester-open-runs", close, user_id=user)
     await harness.wait_for_status(third, "awaiting_approval")  # the slot is free again
     await third.signal(Signal.HALT, HaltRequest(reason="done", by="oncall"))
-    await third.result()
+    await run_result(third)
 
 
 async def test_an_over_quota_call_waits_for_a_human_when_the_agent_says_so(
@@ -83,7 +110,7 @@ async def test_an_over_quota_call_waits_for_a_human_when_the_agent_says_so(
     await handle.execute_update(
         Update.DECIDE, ApprovalDecision(approved=True, approver="alice"), result_type=AgentRunState
     )
-    result = await handle.result()
+    result = await run_result(handle)
     assert result.status is RunStatus.COMPLETED and result.approvals[0].tool == "quota"
     ledger = (await _ledger(harness, QuotaScopeKind.TENANT, tenant)).state
     assert ledger.spent_day_usd == result.usage.cost_usd  # spent over the limit, and counted
@@ -93,7 +120,7 @@ async def test_an_over_quota_call_waits_for_a_human_when_the_agent_says_so(
     await rejected.signal(
         Signal.APPROVAL_DECISION, ApprovalDecision(approved=False, approver="bob")
     )
-    ended = await rejected.result()
+    ended = await run_result(rejected)
     assert (ended.status, ended.stop_reason) == (
         RunStatus.BUDGET_EXCEEDED,
         StopReason.QUOTA_EXCEEDED,
