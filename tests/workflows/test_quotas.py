@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.client import WorkflowExecutionStatus
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -126,3 +127,24 @@ async def test_an_over_quota_call_waits_for_a_human_when_the_agent_says_so(
         StopReason.QUOTA_EXCEEDED,
     )
     assert "not approved (rejected by bob)" in (ended.reason or "")
+
+
+async def test_a_run_halted_by_temporal_cancellation_frees_its_open_run_slot(
+    harness: Harness,
+) -> None:
+    # The UI's "Request Cancellation" halts the run; its quota is settled all the same,
+    # shielded from the cancellation, before it closes Canceled.
+    user = f"u-{uuid.uuid4().hex[:6]}"
+    close = harness.script(
+        "close", lambda r: calls(r.step, ("close_account", {"account_id": "acct-1"}))
+    )
+    first = await harness.start("tester-open-runs", close, user_id=user)
+    await harness.wait_for_status(first, "awaiting_approval")
+    held = (await _ledger(harness, QuotaScopeKind.USER, user)).state
+    assert held.open_runs == [first.id]
+
+    await first.cancel()
+    result = await run_result(first)
+    assert (result.status, result.stop_reason) == (RunStatus.HALTED, StopReason.HALT)
+    assert (await first.describe()).status is WorkflowExecutionStatus.CANCELED
+    assert (await _ledger(harness, QuotaScopeKind.USER, user)).state.open_runs == []
