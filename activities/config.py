@@ -15,13 +15,15 @@ import hashlib
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.flag_choices import RUN_FLAGS, choose
+from activities.flag_choices import RUN_FLAGS, Choices, choose
 from activities.flags import FlagClient, checked_kill_switch, evaluation_context
 from activities.tools.registry import ToolRegistry
-from opsready.agents import load_agent, load_pricing
+from opsready.agents import AgentDefinition, load_agent, load_pricing
 from opsready.errors import ConfigError, UnknownAgentError
 from opsready.settings import Settings
-from workflows.contract import PAUSED_AGENTS_FLAG, Activity, ErrorType
+from workflows.answer_cache import is_cacheable
+from workflows.contract import PAUSED_AGENTS_FLAG, Activity, ErrorType, activity_queue
+from workflows.control_types import AnswerCachePolicy, QuotaPolicy, ScopeQuota
 from workflows.payloads import (
     KillSwitchCheck,
     KillSwitchInput,
@@ -30,7 +32,9 @@ from workflows.payloads import (
     ResolveConfigInput,
     RunConfig,
     RunContext,
+    ToolSpec,
 )
+from workflows.quota_types import QuotaLimits, QuotaScope, QuotaScopeKind
 from workflows.types import FlagEvaluation
 
 
@@ -104,6 +108,12 @@ class ConfigActivities:
                     f"(registered: {', '.join(self._registry.names())})"
                 )
             tools.append(tool.spec(definition.tools[tool_name]))
+        if definition.answer_cache.enabled and not is_cacheable(tools):
+            writers = ", ".join(t.name for t in tools if t.risk_tier.value != "read")
+            raise ConfigError(
+                f"{path}: answer_cache.enabled: only read-only agents may reuse answers "
+                f"({writers} can change things); set enabled = false"
+            )
         config = RunConfig(
             agent=definition.name,
             agent_version=definition.version,
@@ -128,6 +138,15 @@ class ConfigActivities:
                 max_attempts=self._settings.model_fallback_after_attempts,
                 max_seconds=self._settings.model_fallback_after_seconds,
             ),
+            quotas=_quota_policy(choices, definition, request),
+            breakers=definition.breakers,
+            guardrails=definition.guardrails,
+            answer_cache=(
+                AnswerCachePolicy(ttl_seconds=definition.answer_cache.ttl_seconds)
+                if definition.answer_cache.enabled and request.shadow is None
+                else None
+            ),
+            activity_queues=self._activity_queues(models, tools),
         )
         digest = hashlib.sha256(raw + config.model_dump_json().encode()).hexdigest()[:16]
         return config.model_copy(
@@ -145,6 +164,14 @@ class ConfigActivities:
         )
         return check if check.is_killed or check.is_unknown else None
 
+    def _activity_queues(self, models: list[ModelChoice], tools: list[ToolSpec]) -> dict[str, str]:
+        """The rate-limited providers and tools this run may call, and their task queues."""
+        names = {f"model:{m.provider}" for m in models} | {f"tool:{t.name}" for t in tools}
+        return {
+            name: activity_queue(self._settings.task_queue, name)
+            for name in sorted(names & set(self._settings.rate_limits))
+        }
+
     def _evaluate_flags(self, request: ResolveConfigInput) -> list[FlagEvaluation]:
         if self._flags is None:
             return []
@@ -152,3 +179,24 @@ class ConfigActivities:
             request.agent, RunContext(user_id=request.user_id, tenant_id=request.tenant_id)
         )
         return [self._flags.evaluate(key, context, default) for key, default in RUN_FLAGS.items()]
+
+
+def _quota_policy(
+    choices: Choices, definition: AgentDefinition, request: ResolveConfigInput
+) -> QuotaPolicy | None:
+    """The ledgers this run counts against: each limited scope it has an id for. None when
+    nothing is limited, so a run without quotas makes no ledger calls. Shadow runs spend
+    too, so they count like any other run."""
+    ids = {
+        QuotaScopeKind.USER: request.user_id,
+        QuotaScopeKind.TENANT: request.tenant_id,
+        QuotaScopeKind.AGENT: definition.name,
+    }
+    scopes = []
+    for kind, scope_id in ids.items():
+        limits: QuotaLimits | None = getattr(choices.quotas, kind.value)
+        if scope_id and limits is not None and limits != QuotaLimits():
+            scopes.append(ScopeQuota(scope=QuotaScope(kind=kind, id=scope_id), limits=limits))
+    if not scopes:
+        return None
+    return QuotaPolicy(scopes=scopes, on_exceeded=choices.quotas.on_exceeded)

@@ -1,4 +1,5 @@
-"""What a run's flags choose: variant, prompt version, model, fallback, tools, budgets, shadow.
+"""What a run's flags choose: variant, prompt version, model, fallbacks, tools, budgets,
+quotas, shadow.
 
 Pure functions over recorded evaluations, so the rules are unit-tested without a flag
 client. A flag value that is missing or invalid never breaks a run: the agent's default
@@ -13,11 +14,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from opsready.agents import AgentDefinition
+from opsready.agents import AgentDefinition, QuotaDefinition
 from opsready.errors import error_parts, one_line
 from opsready.flags.values import ShadowFlag
 from workflows import contract
 from workflows.payloads import Budgets, ModelPrice
+from workflows.quota_types import QuotaLimits
 from workflows.types import Candidate, FlagEvaluation
 
 # The flags every run evaluates, with the value that means "as the agent defines it".
@@ -28,6 +30,7 @@ RUN_FLAGS: dict[str, Any] = {
     "fallback-model": "",
     "enabled-tools": None,
     "budgets": {},
+    "quotas": {},
     "shadow": {},
 }
 CONTROL = "control"
@@ -41,6 +44,7 @@ class Choices:
     models: list[str]  # provider/model: the primary first, then the fallbacks in order
     tools: list[str]
     budgets: Budgets
+    quotas: QuotaDefinition = field(default_factory=QuotaDefinition)
     shadow: Candidate | None = None
     problems: list[str] = field(default_factory=list)
 
@@ -70,19 +74,16 @@ def choose(
         models=[model_override or definition.model],
         tools=list(definition.tools),
         budgets=definition.budgets,
+        quotas=definition.quotas or QuotaDefinition(),
         problems=problems,
     )
     _apply_variant(choices, definition, value("agent-variant"))
     _apply_prompt(choices, definition, value("prompt-version"), "prompt-version")
     _apply_model(choices, prices, value("model"), "model")
-    fallback = value("fallback-model")
-    if fallback:
-        if _is_priced_model(fallback, prices):
-            choices.models.append(fallback)
-        else:
-            problems.append(f"flag fallback-model: {fallback!r} has no price (ignored)")
+    _apply_fallbacks(choices, definition, prices, value("fallback-model"))
     _apply_tools(choices, definition, value("enabled-tools"))
     _apply_budgets(choices, value("budgets"))
+    _apply_quotas(choices, value("quotas"))
     if shadow_of is not None:
         choices.variant = SHADOW_VARIANT
         _apply_prompt(choices, definition, shadow_of.prompt_version or "", "shadow")
@@ -125,6 +126,25 @@ def _apply_model(choices: Choices, prices: dict[str, ModelPrice], model: Any, so
     choices.models[0] = model
 
 
+def _apply_fallbacks(
+    choices: Choices, definition: AgentDefinition, prices: dict[str, ModelPrice], flag: Any
+) -> None:
+    """The chain after the primary: the flag's model or list of models when set, else the
+    agent's `fallback_models`; unpriced ones are left out and reported."""
+    chain: Any = flag if flag else definition.fallback_models
+    if isinstance(chain, str):
+        chain = [chain]
+    if not isinstance(chain, list) or not all(isinstance(m, str) for m in chain):
+        choices.problems.append("flag fallback-model: not a model or a list of models (ignored)")
+        chain = definition.fallback_models
+    source = "flag fallback-model" if flag else "fallback_models"
+    for model in chain:
+        if not _is_priced_model(model, prices):
+            choices.problems.append(f"{source}: {model!r} has no price (ignored)")
+        elif model not in choices.models:
+            choices.models.append(model)
+
+
 def _is_priced_model(model: str, prices: dict[str, ModelPrice]) -> bool:
     return "/" in model and model in prices
 
@@ -151,6 +171,31 @@ def _apply_budgets(choices: Choices, overrides: Any) -> None:
         choices.budgets = Budgets.model_validate(choices.budgets.model_dump() | overrides)
     except ValidationError as err:
         choices.problems.append(f"flag budgets: {one_line(err)} (budgets as defined)")
+
+
+def _apply_quotas(choices: Choices, overrides: Any) -> None:
+    """The `quotas` flag overrides the agent's `[quotas]` field by field, per scope kind."""
+    if not overrides:
+        return
+    if not isinstance(overrides, dict):
+        choices.problems.append("flag quotas: not a JSON object (quotas as defined)")
+        return
+    merged: dict[str, Any] = {"on_exceeded": choices.quotas.on_exceeded}
+    for kind in ("user", "tenant", "agent"):
+        limits: QuotaLimits | None = getattr(choices.quotas, kind)
+        base = limits.model_dump() if limits else {}
+        given = overrides.get(kind)
+        merged[kind] = {**base, **given} if isinstance(given, dict) else base or None
+    if "on_exceeded" in overrides:
+        merged["on_exceeded"] = overrides["on_exceeded"]
+    unknown = sorted(set(overrides) - set(merged))
+    try:
+        if unknown:
+            raise ValueError(f"unknown keys {', '.join(unknown)}")
+        choices.quotas = QuotaDefinition.model_validate(merged)
+    except (ValidationError, ValueError) as err:
+        message = one_line(err) if isinstance(err, ValidationError) else str(err)
+        choices.problems.append(f"flag quotas: {message} (quotas as defined)")
 
 
 def _shadow_candidate(choices: Choices, raw: Any, run_id: str | None) -> Candidate | None:

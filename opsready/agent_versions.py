@@ -8,20 +8,20 @@ edited without bumping its `version` (the current file differs from its archived
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from opsready.agents import AgentDefinition, list_agents, load_agent
+from opsready.agents import AgentDefinition, list_agents, load_agent, validate_definition
 from opsready.errors import (
     ConfigError,
     OpsreadyError,
     UnknownAgentError,
     UnknownVersionError,
-    error_parts,
 )
 
 VERSIONS_DIR = "versions"
@@ -204,13 +204,10 @@ def diff(agents_dir: Path, agent: str, old: str, new: str) -> AgentDiff:
 def _parse(path: Path, text: str, agent: str) -> AgentDefinition:
     try:
         data = tomllib.loads(text)
-        data.setdefault("name", agent)
-        return AgentDefinition.model_validate(data)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}") from None
-    except ValidationError as err:
-        where, message, _ = error_parts(err)
-        raise ConfigError(f"{path}: field {where}: {message}") from None
+    data.setdefault("name", agent)
+    return validate_definition(path, data)
 
 
 def semantic_changes(old: AgentDefinition, new: AgentDefinition) -> list[Change]:
@@ -225,7 +222,19 @@ def semantic_changes(old: AgentDefinition, new: AgentDefinition) -> list[Change]
     changes += _fields("budgets", old.budgets, new.budgets)
     changes += _fields("approval", old.approval, new.approval)
     changes += _table_changes("variants", old.variants, new.variants)
+    for area in ("fallback_models", "quotas", "breakers", "guardrails", "answer_cache"):
+        before, after = getattr(old, area), getattr(new, area)
+        if before != after:
+            changes.append(
+                Change(area=area, detail=f"{_brief_value(before)} -> {_brief_value(after)}")
+            )
     return changes
+
+
+def _brief_value(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        return json.dumps(value.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+    return "none" if value is None else _show(value)
 
 
 def _prompt_changes(old: AgentDefinition, new: AgentDefinition) -> list[Change]:

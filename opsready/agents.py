@@ -9,13 +9,16 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from opsready.errors import ConfigError, UnknownAgentError, error_parts
+from opsready.guardrails import parse_guardrails
 from opsready.slo.definitions import SLO_FILE_SUFFIX, load_slos
+from workflows.control_types import BreakerPolicy, GuardrailSet
 from workflows.payloads import ApprovalPolicy, Budgets, ModelPrice
+from workflows.quota_types import QuotaLimits
 from workflows.slo_types import AlertPolicy, Slo
 
 _AGENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
@@ -37,6 +40,9 @@ class ToolPolicy(_Strict):
     threshold_field: str | None = None
     threshold: float | None = None
     timeout_seconds: float | None = Field(default=None, gt=0)
+    # Ceilings on numeric arguments for this agent (`limits = { amount_usd = 500 }`),
+    # refused by the policy check before any approval is asked.
+    limits: dict[str, float] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _threshold_complete(self) -> ToolPolicy:
@@ -55,11 +61,31 @@ class VariantDefinition(_Strict):
     model: str | None = Field(default=None, pattern=r"^[a-z0-9_-]+/.+$")
 
 
+class QuotaDefinition(_Strict):
+    """`[quotas]`: spend and open-run limits across runs, per user, tenant and agent."""
+
+    on_exceeded: Literal["refuse", "require_approval"] = "refuse"
+    user: QuotaLimits | None = None
+    tenant: QuotaLimits | None = None
+    agent: QuotaLimits | None = None
+
+
+class AnswerCacheDefinition(_Strict):
+    """`[answer_cache]`: a read-only agent may repeat an answer to the same question."""
+
+    enabled: bool = False
+    ttl_seconds: float = Field(default=3600.0, gt=0)
+
+
 class AgentDefinition(_Strict):
     name: str
     version: str = Field(min_length=1)
     description: str = ""
     model: str = Field(pattern=r"^[a-z0-9_-]+/.+$", description="provider/model")
+    # Tried in order when the model (or the one before) fails for good.
+    fallback_models: list[Annotated[str, Field(pattern=r"^[a-z0-9_-]+/.+$")]] = Field(
+        default_factory=list
+    )
     prompt_version: str
     prompts: dict[str, PromptDefinition]
     max_output_tokens: int = Field(default=1024, gt=0)
@@ -71,6 +97,10 @@ class AgentDefinition(_Strict):
     # read them as `Slo`s with `agent_slos`.
     slo: Any = Field(default_factory=dict)
     alerts: AlertPolicy = Field(default_factory=AlertPolicy)
+    quotas: QuotaDefinition | None = None
+    breakers: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    guardrails: GuardrailSet | None = None  # validated by opsready.guardrails (load_agent)
+    answer_cache: AnswerCacheDefinition = Field(default_factory=AnswerCacheDefinition)
 
     @model_validator(mode="after")
     def _prompt_exists(self) -> AgentDefinition:
@@ -111,10 +141,7 @@ def load_agent(agents_dir: Path, name: str) -> tuple[AgentDefinition, bytes]:
     if data.get("name", name) != name:
         raise ConfigError(f"{path}: name = {data['name']!r} does not match the file name {name!r}")
     data.setdefault("name", name)
-    try:
-        definition = AgentDefinition.model_validate(data)
-    except ValidationError as err:
-        raise ConfigError(f"{path}: {_first_error(err)}") from None
+    definition = validate_definition(path, data)
     _slos_of(agents_dir, definition, path)
     return definition, raw
 
@@ -144,6 +171,19 @@ def _agent_path(agents_dir: Path, name: str) -> Path:
         known = ", ".join(list_agents(agents_dir)) or "none"
         raise UnknownAgentError(f"unknown agent {name!r} (known agents: {known})")
     return path
+
+
+def validate_definition(path: Path, data: dict[str, Any]) -> AgentDefinition:
+    """An agent file's parsed TOML as a definition; errors are one line naming the file
+    and the field. `[guardrails]` is checked by the guardrail registry first, which knows
+    each check's options (and suggests the nearest name for a typo)."""
+    if "guardrails" in data:
+        checks = parse_guardrails(data["guardrails"], str(path))
+        data = {**data, "guardrails": checks.model_dump()}
+    try:
+        return AgentDefinition.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_first_error(err)}") from None
 
 
 def load_pricing(agents_dir: Path) -> dict[str, ModelPrice]:

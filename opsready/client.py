@@ -61,6 +61,7 @@ from opsready.runs import (
 )
 from opsready.settings import Settings
 from opsready.telemetry import Telemetry
+from opsready.waits import Wait, waits
 from workflows import contract
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, Signal, Update
 from workflows.types import (
@@ -226,6 +227,13 @@ class OpsreadyClient:
                     f"`opsready worker` running on task queue {self.settings.task_queue}?"
                 ) from None
             raise OpsreadyError(f"cannot query {run_id}: {err.message}") from None
+
+    async def waits(self, run_id: str) -> list[Wait]:
+        """What a running run waits on in Temporal's queues (none once it has ended)."""
+        description = await self._describe(run_id)
+        if description.status is not WorkflowExecutionStatus.RUNNING:
+            return []
+        return waits(description, self.settings.task_queue)
 
     async def pending_calls(self, run_id: str) -> list[PendingCall]:
         """The model and tool calls the run waits on right now, with their attempt number

@@ -57,6 +57,7 @@ def state_of(
         reason=result.reason,
         stop_reason=result.stop_reason,
         started_at=started_at,
+        fallbacks=result.fallbacks,
     )
 
 

@@ -28,6 +28,7 @@ from pydantic_settings import (
 )
 
 from opsready.errors import ConfigError, error_parts
+from workflows.breaker_types import BreakerConfig
 from workflows.contract import DEFAULT_TASK_QUEUE
 from workflows.redaction import UserAttribute
 
@@ -176,6 +177,24 @@ class Settings(LogSettings):
     deployment_name: str = "opsready"
     build_id: str | None = None
     worker_versioning: bool = True
+    # Controls across runs (docs/controls.md). Calls per second per provider or tool
+    # (`{"model:openai": 5, "tool:refund_order": 2}`), each on a task queue of its own.
+    rate_limits: dict[str, float] = Field(default_factory=dict)
+    breakers: bool = Field(default=False, description="circuit breakers per provider and tool")
+    breaker_config: BreakerConfig = Field(default_factory=BreakerConfig)
+    ledger: Literal["sqlite", "temporal"] = "sqlite"  # where side effects are recorded
+    secrets_file: Path | None = None  # NAME = "value" lines (TOML) for tools' secrets
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limit_names(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, rate in value.items():
+            kind, _, target = name.partition(":")
+            if kind not in ("model", "tool") or not target:
+                raise ValueError(f"{name!r}: use model:<provider> or tool:<name>")
+            if rate <= 0:
+                raise ValueError(f"{name!r}: calls per second must be above 0")
+        return value
 
     @property
     def incidents_dir(self) -> Path:

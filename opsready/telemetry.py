@@ -56,6 +56,9 @@ class Instruments:
     safety_events: metrics.Counter
     incident_mttd: metrics.Histogram
     incident_mttr: metrics.Histogram
+    fallbacks: metrics.Counter
+    queue_wait: metrics.Histogram
+    breaker_rejections: metrics.Counter
 
     @classmethod
     def create(cls, meter: metrics.Meter) -> Instruments:
@@ -112,6 +115,22 @@ class Instruments:
                 "s",
                 "Time to resolve: detection to resolution",
                 _INCIDENT_SECONDS,
+            ),
+            fallbacks=meter.create_counter(
+                "opsready.model.fallbacks",
+                "{call}",
+                "Model calls made to a fallback, by the model fallen back from and to",
+            ),
+            queue_wait=hist(
+                "opsready.activity.queue_wait",
+                "s",
+                "Time an activity waited in its task queue (rate limits, busy workers)",
+                _SECONDS,
+            ),
+            breaker_rejections=meter.create_counter(
+                "opsready.breaker.rejections",
+                "{call}",
+                "Calls failed fast by an open circuit breaker, by breaker",
             ),
         )
 
@@ -175,6 +194,11 @@ class Telemetry:
     ) -> AbstractContextManager[telemetry_calls.ToolCallRecord]:
         """Span, metrics and log record of one tool call (`opsready.telemetry_calls`)."""
         return telemetry_calls.tool_call(self, call)
+
+    def queue_wait(self, activity_type: str, task_queue: str, seconds: float) -> None:
+        """How long an activity waited between being scheduled and starting."""
+        labels = {"activity": activity_type, "task_queue": task_queue}
+        self.instruments.queue_wait.record(max(seconds, 0.0), labels)
 
     def shutdown(self) -> None:
         for provider in self.providers:

@@ -106,6 +106,18 @@ def model_call(t: Telemetry, request: ModelCallInput) -> Iterator[ModelCallRecor
             }
         ),
     }
+    if request.fallback_from:
+        span_attributes["opsready.fallback_from"] = request.fallback_from
+        t.instruments.fallbacks.add(
+            1,
+            t.attributes(
+                {
+                    "opsready.agent": request.agent,
+                    "opsready.fallback_from": request.fallback_from,
+                    "opsready.fallback_to": request.model.model,
+                }
+            ),
+        )
     identity = {"provider": provider, "model": model, "prompt_version": request.prompt_version}
     with t.tracer.start_as_current_span(
         f"chat {model}", kind=SpanKind.CLIENT, attributes=span_attributes

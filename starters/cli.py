@@ -20,6 +20,7 @@ from starters import (
     deploy_cli,
     flags_cli,
     incident_cli,
+    quota_cli,
     rollout_cli,
     runs_cli,
     shadow_cli,
@@ -46,6 +47,7 @@ COMMAND_GROUPS = (
     agents_cli,
     incident_cli,
     slo_cli,
+    quota_cli,
 )
 
 

@@ -20,9 +20,10 @@ M = TypeVar("M", AgentRunState, AgentRunResult)
 
 def redacted(run: M) -> M:
     """A run's state or result as a person may see it: every free-text value (the answer,
-    reasons, tool arguments, results and errors, comments, safety details) masked by the one
-    redactor. Ids, names and times are left alone (a masked request id could not be
-    approved). The unredacted result stays in history, for the client API."""
+    reasons, tool arguments, results and errors, comments, safety details, why a model was
+    fallen back from) masked by the one redactor. Ids, names and times are left alone (a
+    masked request id could not be approved). The unredacted result stays in history, for
+    the client API."""
     r = Redactor.from_env().redact
     data = run.model_dump(mode="json")
     for key in ("output", "reason"):
@@ -37,6 +38,8 @@ def redacted(run: M) -> M:
         approval["comment"] = r(approval["comment"])
     for event in data["safety_events"]:
         event["detail"] = r(event["detail"])
+    for fallback in data.get("fallbacks", []):
+        fallback["reason"] = r(fallback["reason"])
     if data["config"] is not None:
         data["config"]["flags_degraded"] = r(data["config"]["flags_degraded"])
     if data["shadow_comparison"] is not None:

@@ -11,7 +11,9 @@ from contextlib import suppress
 
 from opsready.client import ACT_TIMEOUT_SECONDS, OpsreadyClient
 from opsready.errors import OpsreadyError
+from opsready.run_workers import PendingCall
 from opsready.settings import Settings
+from opsready.waits import Wait
 from starters import render
 from starters.cli_common import (
     JSON_OUTPUT,
@@ -140,11 +142,26 @@ async def _result_telling_what_it_waits_for(client: OpsreadyClient, run_id: str)
 async def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     client = await connect_client(args, settings)
     state = render.redacted(await client.state(args.run_id))
-    calls = [] if state.status.is_terminal else await client.pending_calls(args.run_id)
+    calls: list[PendingCall] = []
+    waits: list[Wait] = []
+    if not state.status.is_terminal:
+        # The calls in flight (retries, last error) and what a scheduled one waits on (a
+        # rate limit, a free worker), from Temporal's description of the run.
+        calls, waits = await asyncio.gather(
+            client.pending_calls(args.run_id), client.waits(args.run_id)
+        )
     if args.json:
-        print_json({**state.model_dump(mode="json"), "pending_calls": calls})
+        print_json(
+            {
+                **state.model_dump(mode="json"),
+                "pending_calls": calls,
+                "waits": [w.model_dump() for w in waits],
+            }
+        )
     else:
         print(render.state_text(args.run_id, state, calls))
+        for wait in waits:
+            print(f"waiting   {wait.describe()}")
     return 0
 
 

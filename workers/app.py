@@ -25,6 +25,8 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker, WorkerConfig
 
+from activities.answers import AnswerCache
+from activities.breakers import BreakerGuard
 from activities.config import ConfigActivities
 from activities.flags import FlagActivities, FlagClient, shared_flag_client
 from activities.incident_evidence import EvidenceActivities
@@ -35,13 +37,17 @@ from activities.models.base import ModelProvider
 from activities.models.local import LocalProvider
 from activities.notify import NotifyActivities
 from activities.outcomes import OutcomeStore
+from activities.pacing import Pacer
+from activities.quotas import QuotaActivities
 from activities.rollout import RolloutActivities
 from activities.runs import close_halted
 from activities.shadow import ShadowActivities
 from activities.slo import SloActivities
 from activities.tools.activity import ToolActivities
+from activities.tools.effects import effect_ledger
 from activities.tools.ledger import Ledger
 from activities.tools.registry import Tool, ToolRegistry
+from activities.tools.secrets import SecretStore, check_tool_secrets
 from activities.tools.support import support_tools
 from opsready.plugin import OpsreadyPlugin
 from opsready.settings import Settings
@@ -51,7 +57,11 @@ from workers.outcome_recorder import OutcomeRecorder, outcome_store_of
 from workers.versioning import UnversionedWorkflows, deployment_config, is_versioned
 from workflows.agent_run import AgentRunWorkflow
 from workflows.canary_rollout import CanaryRolloutWorkflow
+from workflows.circuit_breaker import CircuitBreakerWorkflow
+from workflows.contract import activity_queue
 from workflows.incident import IncidentWorkflow
+from workflows.quota_ledger import QuotaLedgerWorkflow
+from workflows.side_effect import SideEffectWorkflow
 from workflows.slo_monitor import SloMonitorWorkflow
 
 WORKFLOWS: list[type] = [
@@ -59,6 +69,9 @@ WORKFLOWS: list[type] = [
     CanaryRolloutWorkflow,
     IncidentWorkflow,
     SloMonitorWorkflow,
+    QuotaLedgerWorkflow,
+    CircuitBreakerWorkflow,
+    SideEffectWorkflow,
 ]
 
 
@@ -91,17 +104,42 @@ def build_activities(
     namespace: str = "default",
     telemetry: Telemetry | None = None,
     flags: FlagClient | None = None,
+    secrets: SecretStore | None = None,
 ) -> list[Callable[..., Any]]:
+    """Every activity a worker runs. Raises ConfigError when an agent enables a tool whose
+    declared secret is missing (the worker must not start)."""
+    registry = ToolRegistry(default_tools(settings) if tools is None else tools)
+    secrets = secrets or SecretStore.load(settings)
+    check_tool_secrets(settings.agents_dir, registry.tools(), secrets)
     telemetry = telemetry or Telemetry.create()
     flags = flags or shared_flag_client(settings)
-    registry = ToolRegistry(default_tools(settings) if tools is None else tools)
     ledger = Ledger(settings.data_dir / "side_effects.sqlite")
+    breakers = (
+        BreakerGuard(settings.task_queue, settings.breaker_config) if settings.breakers else None
+    )
+    # Calls on a rate-limited queue are also spaced evenly within this process.
+    pacer = Pacer(
+        {activity_queue(settings.task_queue, n): r for n, r in settings.rate_limits.items()}
+    )
     models = ModelActivities(
         default_providers(settings, telemetry) if providers is None else providers,
         registry,
         telemetry,
+        breakers,
+        pacer,
         flags,
     )
+    tool_activities = ToolActivities(
+        registry,
+        ledger,
+        telemetry,
+        flags,
+        effects=effect_ledger(settings, ledger),
+        secrets=secrets,
+        breakers=breakers,
+        pacer=pacer,
+    )
+    answers = AnswerCache(settings.data_dir / "answers.sqlite")
     notify = NotifyActivities(settings.approval_webhook_url, settings.ui_url, namespace, telemetry)
     outcomes = OutcomeStore(settings.data_dir / "outcomes.sqlite", telemetry)
     # Canary gates and SLIs read Temporal visibility with the worker's own client.
@@ -113,7 +151,10 @@ def build_activities(
         FlagActivities(flags).check_kill_switch,
         ShadowActivities().compare_shadow,
         models.chat,
-        ToolActivities(registry, ledger, telemetry, flags).run_tool,
+        tool_activities.run_tool,
+        QuotaActivities(settings.task_queue).apply,
+        answers.lookup,
+        answers.store,
         notify.notify_approvers,
         outcomes.record_outcome,
         rollout.set_percent,
@@ -224,3 +265,25 @@ def describe_limits(settings: Settings) -> str:
     """The worker's slot settings in one line, for its start-up log and the benches."""
     limits = worker_limits(settings)
     return ", ".join(f"{key} {value}" for key, value in limits.items())
+
+
+def rate_limited_workers(
+    client: Client, settings: Settings, activities: Sequence[Callable[..., Any]]
+) -> list[Worker]:
+    """One activity worker per rate-limited provider or tool (`OPSREADY_RATE_LIMITS`), each
+    on its own task queue with Temporal's task-queue rate limit: a burst waits in Temporal
+    instead of tripping the provider's 429s. Run them beside the main worker."""
+    return [
+        Worker(
+            client,
+            task_queue=activity_queue(settings.task_queue, name),
+            activities=list(activities),
+            interceptors=[CorrelationInterceptor()],
+            max_concurrent_activities=settings.max_concurrent_activities,
+            max_task_queue_activities_per_second=rate,
+            # Same deployment version as the main worker: a pinned run's activities on this
+            # queue go to workers of the build that runs it.
+            deployment_config=deployment_config(settings),
+        )
+        for name, rate in sorted(settings.rate_limits.items())
+    ]

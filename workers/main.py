@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from contextlib import AsyncExitStack
 
 import structlog
 from temporalio.client import Client
@@ -14,8 +15,9 @@ from opsready.connection import connect
 from opsready.settings import Settings
 from opsready.setup import check_search_attributes
 from opsready.telemetry import Telemetry, export_summary
-from workers.app import build_activities, build_worker, describe_limits
+from workers.app import build_activities, build_worker, describe_limits, rate_limited_workers
 from workers.kill_switch import KillSwitchListener
+from workers.queue_depth import QueueDepthMonitor
 from workers.versioning import build_id, ensure_current_version, take_over_current_version
 
 log = structlog.get_logger("opsready.worker")
@@ -41,17 +43,24 @@ async def run_worker(
         loop.add_signal_handler(sig, stop.set)
     # One flag client for the activities and the kill-switch listener beside the worker.
     flags = shared_flag_client(settings)
-    worker = build_worker(
-        client,
-        settings,
-        activities=build_activities(
-            settings, namespace=client.namespace, telemetry=telemetry, flags=flags
-        ),
+    activities = build_activities(
+        settings, namespace=client.namespace, telemetry=telemetry, flags=flags
     )
-    async with worker, KillSwitchListener(client, settings, flags, telemetry=telemetry):
+    worker = build_worker(client, settings, activities=activities)
+    # A worker per rate-limited provider or tool, in this process, on its own task queue.
+    limited = rate_limited_workers(client, settings, activities)
+    queues = [settings.task_queue, *(w.task_queue for w in limited)]
+    async with AsyncExitStack() as stack:
+        for running in (worker, *limited):
+            await stack.enter_async_context(running)
+        await stack.enter_async_context(
+            KillSwitchListener(client, settings, flags, telemetry=telemetry)
+        )
+        await stack.enter_async_context(QueueDepthMonitor(client, telemetry, queues))
         log.info(
             "worker started",
             task_queue=settings.task_queue,
+            rate_limits=settings.rate_limits or None,  # calls/s, each on its own queue
             namespace=client.namespace,
             temporal=client.service_client.config.target_host,
             deployment=settings.deployment_name if settings.worker_versioning else None,

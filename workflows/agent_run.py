@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -18,12 +19,14 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
-from workflows import calls, inputs, kill_switches, model_turns, run_end, shadow, visibility
+from workflows import calls, inputs, kill_switches, run_end, shadow, visibility
 from workflows.approvals import ApprovalBook
 from workflows.contract import AGENT_RUN_WORKFLOW, Query, SafetyKind, Signal, Update
+from workflows.model_turns import ModelTurns
 from workflows.payloads import (
     ChatMessage,
     KillSwitchCheck,
+    ModelCallResult,
     NotifyApproversInput,
     ResolveConfigInput,
     RunCheckpoint,
@@ -91,6 +94,7 @@ class AgentRunWorkflow:
         self._production: ComparedRun | None = None  # a shadow run's production twin
         self._closes_in_temporal_terms = False
         self._is_hardened_lean = False  # asked at the top of `run`
+        self._turns: ModelTurns | None = None  # with the run's config: quotas, cache, models
         if request.shadow_of is not None:
             # Internal: registered on shadow runs only, so the UI's Signal form offers it
             # nowhere else (a class-level handler is listed on every run).
@@ -192,16 +196,17 @@ class AgentRunWorkflow:
                     self._pseudonymise_without_config()
                 record.finish(RunStatus.HALTED, StopReason.HALT, self._halt_reason())
         self._closes_in_temporal_terms = self._ends_in_temporal_terms()
+        if self._turns is not None and self._config is not None:
+            # Controls (issue 12): free the run's quota, keep its answer; a cancellation
+            # arriving meanwhile must not skip it (the run has ended).
+            await self._despite_halt(self._turns.settle(self._config))
         if self._config is not None:
             try:
                 await shadow.after_end(record, self._config, lambda: self._production)
             except asyncio.CancelledError:
                 if not self._cancellation_is_halt():
                     raise  # the run had ended: a late cancellation skips the comparison
-        if self._closes_in_temporal_terms:
-            await run_end.despite_cancellation(record.record_outcome(), self._cancellation_is_halt)
-        else:
-            await record.record_outcome()
+        await self._despite_halt(record.record_outcome())
         return await self._close()
 
     async def _run_to_end(self, request: AgentRunRequest) -> None:
@@ -225,6 +230,7 @@ class AgentRunWorkflow:
                 ChatMessage(role="user", content=request.input),
             ]
         record.set_status(RunStatus.RUNNING)
+        self._turns = ModelTurns(self, record, self._approvals, self._config, request.input)
         if self._config.shadow is not None and state.shadow_run_id is None:
             await shadow.start(record, self._config.shadow)
 
@@ -289,6 +295,14 @@ class AgentRunWorkflow:
         always do, without asking."""
         return self._is_hardened_lean or workflow.patched(END_PATCH)
 
+    async def _despite_halt(self, step: Awaitable[None]) -> None:
+        """A step after the run's end (its outcome, its quota): runs that close in Temporal's
+        terms finish it even when a cancellation request (a halt) arrives meanwhile."""
+        if self._closes_in_temporal_terms:
+            await run_end.despite_cancellation(step, self._cancellation_is_halt)
+        else:
+            await step
+
     def _halt_reason(self) -> str:
         halt = self._halt
         return f"halted by {halt.by}: {halt.reason}" if halt else "halted"
@@ -321,15 +335,12 @@ class AgentRunWorkflow:
                 record.refuse_new_run(check)  # unknown: a new run is refused
                 return
             state.step += 1
-            turn = await model_turns.next_turn(self, record, config, self._messages)
+            assert self._turns is not None
+            turn = await self._turns.next_turn(config, self._messages)
             if turn is None:
                 return
-            killed = record.kill_switch_seen(turn.kill_switch)  # lean: the model activity's
-            if killed is not None and killed.is_killed:  # refused before the call: no step
-                state.step -= 1
-                record.end_by_kill_switch(killed)
-                return
-            self.stop_if_halted()
+            if not isinstance(turn, ModelCallResult):
+                continue  # a human let the input through: ask the model again
             self._messages.append(turn.message)
             breach = budget_breach(config.budgets, state.usage, steps=state.step)
             if breach is not None:

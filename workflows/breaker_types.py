@@ -70,3 +70,34 @@ class Decision(_Model):
     state: BreakerStatus
     retry_after_s: float | None = None  # when refused: seconds until a probe may go
     reason: str
+
+
+# --- the `CircuitBreaker` entity workflow ---------------------------------------------------
+
+
+class OutcomeBatch(_Model):
+    """Call outcomes one worker saw since its last report (the `record` signal)."""
+
+    ok: int = Field(default=0, ge=0)
+    failures: int = Field(default=0, ge=0)
+    timeouts: int = Field(default=0, ge=0)
+    last_error: str | None = None
+
+
+class BreakerInput(_Model):
+    """How a breaker starts: what it guards, its thresholds, and what continue-as-new carries."""
+
+    name: str
+    config: BreakerConfig = Field(default_factory=BreakerConfig)
+    state: BreakerState | None = None
+
+
+class BreakerView(_Model):
+    """The `state` query: the breaker as of now (an open one past its open period shows
+    half-open: the next call is a probe)."""
+
+    state: BreakerState
+    config: BreakerConfig
+    calls_in_window: int = 0
+    failures_in_window: int = 0
+    as_of: datetime | None = None

@@ -14,6 +14,13 @@ from temporalio.exceptions import ActivityError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 from workflows.contract import Activity, ErrorType
+from workflows.control_types import (
+    AnswerLookup,
+    AnswerLookupResult,
+    AnswerStore,
+    QuotaCall,
+    QuotaCallResult,
+)
 from workflows.payloads import (
     CloseHaltedInput,
     CompareShadowInput,
@@ -54,6 +61,13 @@ TOOL_RETRY = RetryPolicy(
 SIDE_RETRY = RetryPolicy(maximum_attempts=3)
 KILL_SWITCH_TIMEOUT = timedelta(seconds=5)
 KILL_SWITCH_RETRY = SIDE_RETRY
+# The ledgers are Temporal workflows: a failure is the cluster or a worker restarting, so
+# retry for a while before the run gives up on the quota check (and refuses the call).
+QUOTA_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    maximum_interval=timedelta(seconds=5),
+    maximum_attempts=8,
+)
 
 
 def cause(err: ActivityError) -> str:
@@ -66,6 +80,11 @@ def _innermost(err: ActivityError) -> BaseException:
     while isinstance(inner, ActivityError) and inner.cause is not None:
         inner = inner.cause
     return inner or err
+
+
+def error_type(err: ActivityError) -> str | None:
+    """The `ApplicationError.type` an activity failed with (`ErrorType`), if it has one."""
+    return getattr(_innermost(err), "type", None)
 
 
 TOOL_TIMED_OUT = "tool timed out: "
@@ -108,16 +127,22 @@ def model_retry(budget: ModelRetryBudget | None) -> RetryPolicy:
     )
 
 
-async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResult:
+async def chat(
+    request: ModelCallInput, timeout_seconds: float, task_queue: str | None = None
+) -> ModelCallResult:
     """One model turn. The provider cuts a hanging call at `timeout_seconds`; the activity's
     own limit is a little longer, so the provider's clearer error arrives first. A model with
     a budget (`request.fallback_after`) also stops retrying when the budget is spent, via
-    the activity (which knows its attempts' times) and, as a backstop, schedule-to-close."""
+    the activity (which knows its attempts' times) and, as a backstop, schedule-to-close.
+    `task_queue`: the provider's own, rate-limited queue when it has one (time waiting there
+    counts against the budget: a provider saturated by our own limit is one to fall back
+    from)."""
     budget = request.fallback_after
     timeout = timedelta(seconds=timeout_seconds + 5)
     turn: ModelCallResult = await workflow.execute_activity(
         Activity.MODEL_CHAT,
         request,
+        task_queue=task_queue,
         result_type=ModelCallResult,
         start_to_close_timeout=timeout,
         schedule_to_close_timeout=(
@@ -130,12 +155,15 @@ async def chat(request: ModelCallInput, timeout_seconds: float) -> ModelCallResu
     return turn
 
 
-async def run_tool(request: ToolCallInput, timeout_seconds: float) -> ToolCallResult:
+async def run_tool(
+    request: ToolCallInput, timeout_seconds: float, task_queue: str | None = None
+) -> ToolCallResult:
     timeout = timedelta(seconds=timeout_seconds)
     tier = request.risk_tier.value if request.risk_tier else "?"
     result: ToolCallResult = await workflow.execute_activity(
         Activity.TOOL_RUN,
         request,
+        task_queue=task_queue,
         result_type=ToolCallResult,
         start_to_close_timeout=timeout,
         # Tools heartbeat every second: a dead worker's call is retried, and a halt's
@@ -201,3 +229,38 @@ async def compare_shadow(request: CompareShadowInput) -> ShadowComparison:
         summary="compare with production",
     )
     return comparison
+
+
+async def apply_quota(call: QuotaCall, summary: str) -> QuotaCallResult:
+    result: QuotaCallResult = await workflow.execute_activity(
+        Activity.QUOTA_APPLY,
+        call,
+        result_type=QuotaCallResult,
+        # An update round trip per ledger: a dead worker's call is retried within seconds.
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=QUOTA_RETRY,
+        summary=summary,
+    )
+    return result
+
+
+async def lookup_answer(request: AnswerLookup) -> AnswerLookupResult:
+    result: AnswerLookupResult = await workflow.execute_activity(
+        Activity.ANSWER_CACHE_LOOKUP,
+        request,
+        result_type=AnswerLookupResult,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=SIDE_RETRY,
+        summary="answer cache lookup",
+    )
+    return result
+
+
+async def store_answer(request: AnswerStore) -> None:
+    await workflow.execute_activity(
+        Activity.ANSWER_CACHE_STORE,
+        request,
+        start_to_close_timeout=timedelta(seconds=10),
+        retry_policy=SIDE_RETRY,
+        summary="answer cache store",
+    )

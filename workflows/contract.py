@@ -20,10 +20,34 @@ ROLLOUT_WORKFLOW = "CanaryRollout"
 SLO_MONITOR_WORKFLOW = "SloMonitor"
 SLO_MONITOR_SCHEDULE = "opsready-slo-monitor"  # the Schedule that starts SloMonitor
 INCIDENT_WORKFLOW = "Incident"
+# Entity workflows: one per quota scope, per guarded provider or tool, per side effect.
+QUOTA_LEDGER_WORKFLOW = "QuotaLedger"
+CIRCUIT_BREAKER_WORKFLOW = "CircuitBreaker"
+SIDE_EFFECT_WORKFLOW = "SideEffect"
 DEFAULT_TASK_QUEUE = "opsready-agents"
 SHADOW_VARIANT = "shadow"  # the `AgentVariant` of shadow twins: never counted in SLIs
 # The memo key under which a finished `AgentRun` keeps its outcome (a `RunOutcome`).
 OUTCOME_MEMO = "outcome"
+
+
+def quota_ledger_id(task_queue: str, kind: str, scope_id: str) -> str:
+    """`quota:<task queue>:<kind>:<id>`: a scope's ledger lives with the workers of its queue."""
+    return f"quota:{task_queue}:{kind}:{scope_id}"
+
+
+def breaker_id(task_queue: str, name: str) -> str:
+    """`breaker:<task queue>:<name>`, name `model:<provider>` or `tool:<tool>`."""
+    return f"breaker:{task_queue}:{name}"
+
+
+def side_effect_id(task_queue: str, key: str) -> str:
+    """`effect:<task queue>:<idempotency key>`: the shared record of one side effect."""
+    return f"effect:{task_queue}:{key}"
+
+
+def activity_queue(task_queue: str, name: str) -> str:
+    """The task queue of a rate-limited provider or tool (`model:openai` -> `Q.model.openai`)."""
+    return f"{task_queue}.{name.replace(':', '.')}"
 
 
 class Query(StrEnum):
@@ -43,7 +67,8 @@ class Signal(StrEnum):
 
 
 class Update(StrEnum):
-    """Updates: the signals' confirmed twins (validated, answered with the new state)."""
+    """Updates: the signals' confirmed twins (validated, answered with the new state), the
+    Incident's, and those of the controls' entity workflows."""
 
     DECIDE = "decide"
     # Incident: a person acknowledges, notes, runs a runbook step, resolves; a repeated
@@ -54,6 +79,17 @@ class Update(StrEnum):
     RESOLVE = "resolve"
     JOIN = "join"
     HALT = "halt"
+    QUOTA_APPLY = "apply"  # QuotaLedger: open/reserve/commit/release/close for one run
+    QUOTA_SET_LIMITS = "set_limits"  # QuotaLedger: an operator's limits
+    QUOTA_RESET = "reset"  # QuotaLedger: spend of the current windows back to zero
+    BREAKER_ACQUIRE = "acquire"  # CircuitBreaker: may a call go (a probe, when half-open)?
+    BREAKER_RESET = "reset_breaker"  # CircuitBreaker: closed now, window cleared
+    EFFECT_BEGIN = "begin"  # SideEffect: the intent, before the call
+    EFFECT_COMPLETE = "complete"  # SideEffect: the result, after it
+
+
+class EntitySignal(StrEnum):
+    BREAKER_RECORD = "record"  # CircuitBreaker: call outcomes, batched by each worker
 
 
 # --- activities -----------------------------------------------------------------------------
@@ -72,6 +108,9 @@ class Activity(StrEnum):
     # A halted run asks Temporal to cancel it (so it closes Canceled), its result as input.
     CLOSE_HALTED = "opsready.run.close_halted"
     COMPARE_SHADOW = "opsready.shadow.compare"
+    QUOTA_APPLY = "opsready.quota.apply"
+    ANSWER_CACHE_LOOKUP = "opsready.answer_cache.lookup"
+    ANSWER_CACHE_STORE = "opsready.answer_cache.store"
     ROLLOUT_SET_PERCENT = "rollout.set_percent"
     ROLLOUT_COMPARE_COHORTS = "rollout.compare_cohorts"
     ROLLOUT_SET_DEPLOYMENT_RAMP = "rollout.set_deployment_ramp"
@@ -112,6 +151,8 @@ class ErrorType(StrEnum):
     RUN_FAILED = "AgentRunFailed"
     RUN_TIMED_OUT = "AgentRunTimedOut"
     RUN_BUDGET_EXCEEDED = "AgentRunBudgetExceeded"
+    # Controls.
+    CIRCUIT_OPEN = "CircuitOpen"  # the provider's or tool's breaker is open: fail fast
 
 
 # --- safety events --------------------------------------------------------------------------
@@ -135,6 +176,10 @@ class SafetyKind(StrEnum):
     INVALID_SIGNAL = "invalid_signal"  # a signal whose payload could not be read
     NOTIFICATION_FAILED = "notification_failed"
     SHADOW_NOT_STARTED = "shadow_not_started"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    QUOTA_UNCHECKED = "quota_unchecked"
+    CIRCUIT_OPEN = "circuit_open"
+    ARGUMENT_LIMIT = "argument_limit"
 
 
 # --- kill switches --------------------------------------------------------------------------

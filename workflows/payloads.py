@@ -14,6 +14,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from workflows.contract import KillSwitchScope, kill_switch_scope
+from workflows.control_types import (
+    AnswerCachePolicy,
+    BreakerPolicy,
+    GuardrailReport,
+    GuardrailSet,
+    QuotaPolicy,
+)
 from workflows.redaction import UserAttribute
 from workflows.types import (
     AgentRunRequest,
@@ -53,6 +60,8 @@ class ToolSpec(_Model):
     risk_tier: RiskTier
     timeout_seconds: float = 30.0
     approval: ApprovalRule = Field(default_factory=ApprovalRule)
+    # Argument ceilings for this agent (field -> maximum), checked before any approval.
+    limits: dict[str, float] = Field(default_factory=dict)
 
 
 class ApprovalPolicy(_Model):
@@ -132,6 +141,13 @@ class RunConfig(_Model):
     # covering the agent is on or cannot be read: the run is refused before its first model
     # call either way (fail closed).
     kill_switch: KillSwitchCheck | None = None
+    # Controls across runs (issue 12); absent in configs recorded before them.
+    quotas: QuotaPolicy | None = None
+    breakers: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    guardrails: GuardrailSet | None = None
+    answer_cache: AnswerCachePolicy | None = None
+    # Rate-limited providers and tools (`model:<provider>`, `tool:<name>`) -> their queue.
+    activity_queues: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -216,6 +232,7 @@ class ToolCallRequest(_Model):
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
+    review: str | None = None  # a guardrail wants a human to approve this call first
 
 
 class ChatMessage(_Model):
@@ -242,6 +259,9 @@ class ModelCallInput(_Model):
     # Check the global and agent switches before calling the model: no call if one is on;
     # one that cannot be read is reported back (the run is marked `flags_degraded`).
     check_kill_switch: bool = False
+    guardrails: GuardrailSet | None = None
+    is_input_approved: bool = False  # a human approved the input the checks sent for review
+    fallback_from: str | None = None  # the model this call falls back from (span, metric)
 
     @model_validator(mode="before")
     @classmethod
@@ -263,6 +283,7 @@ class ModelCallResult(_Model):
     # The switch that refused the call (`is_killed`: no call made), or one that could not be
     # read (`is_unknown`: the call was made, the run goes on marked `flags_degraded`).
     kill_switch: KillSwitchCheck | None = None
+    guardrails: GuardrailReport | None = None  # what the agent's checks found, if it has any
 
 
 class ToolCallInput(_Model):

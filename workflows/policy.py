@@ -105,11 +105,29 @@ class ToolGate:
     refusal_kind: SafetyKind | None = None
 
 
-def tool_gate(config: RunConfig, spec: ToolSpec, arguments: dict[str, Any]) -> ToolGate:
+def limit_refusal(spec: ToolSpec, agent: str, arguments: dict[str, Any]) -> str | None:
+    """Why the arguments break this agent's ceilings for the tool (a missing or
+    non-numeric limited argument breaks them too: fail closed), or None."""
+    for field, ceiling in spec.limits.items():
+        value = arguments.get(field)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return f"{field} is not a number, so the limit of {ceiling:g} cannot be checked"
+        if value > ceiling:
+            return f"{field}={value:g} is over {agent}'s limit of {ceiling:g} for {spec.name}"
+    return None
+
+
+def tool_gate(
+    config: RunConfig, spec: ToolSpec, arguments: dict[str, Any], review: str | None = None
+) -> ToolGate:
+    """`review`: a guardrail asks a human to approve this call first."""
+    over = limit_refusal(spec, config.agent, arguments)
+    if over is not None:
+        return ToolGate(refusal=over, refusal_kind=SafetyKind.ARGUMENT_LIMIT)
     if config.is_shadow and spec.risk_tier is not RiskTier.READ:
         # A shadow run never acts on the world, so it never needs (or bothers) a human.
         return ToolGate(simulate=True)
-    reason = approval_reason(spec, arguments)
+    reason = approval_reason(spec, arguments) or (f"guardrail: {review}" if review else None)
     if config.flags_degraded and spec.risk_tier is RiskTier.DESTRUCTIVE:
         # Fail closed: without flags, destructive tools need a human, or are refused.
         if config.approval.when_flags_unavailable == "refuse":

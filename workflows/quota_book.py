@@ -18,19 +18,12 @@ from workflows.quota_types import (
     Refusal,
     Reservation,
     SettledKey,
+    usd,
 )
 
 # Settled keys and closed runs are remembered only to absorb retries, which come within
 # minutes; a few hundred of each keeps the continue-as-new carry-over small.
 DEFAULT_MEMORY = 256
-
-
-def usd(amount: float) -> str:
-    """Dollars as an operator reads them: cents, or micro-dollars when cents would hide it."""
-    cents = f"{amount:.2f}"
-    if abs(float(cents) - amount) < 1e-9:
-        return f"${cents}"
-    return "$" + f"{amount:.6f}".rstrip("0")
 
 
 def day_start(now: datetime) -> datetime:

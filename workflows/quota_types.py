@@ -17,6 +17,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def usd(amount: float) -> str:
+    """Dollars as an operator reads them: cents, or micro-dollars when cents would hide it."""
+    cents = f"{amount:.2f}"
+    if abs(float(cents) - amount) < 1e-9:
+        return f"${cents}"
+    return "$" + f"{amount:.6f}".rstrip("0")
+
+
 class QuotaScopeKind(StrEnum):
     USER = "user"
     TENANT = "tenant"
@@ -109,3 +117,52 @@ class QuotaState(_Model):
     @property
     def reserved_usd(self) -> float:
         return round(sum(r.amount_usd for r in self.reservations), 6)
+
+
+# --- the `QuotaLedger` entity workflow's input, updates and query -------------------------
+
+
+class LedgerRequest(_Model):
+    """One run's step against one ledger (the `apply` update), applied in this order:
+    commit, release, open the run, reserve, close the run. `limits` are the run's own
+    (from its config); an operator's `set_limits` overrides them field by field."""
+
+    run_id: str
+    limits: QuotaLimits = Field(default_factory=QuotaLimits)
+    commit_key: str | None = None
+    commit_usd: float = Field(default=0.0, ge=0)
+    release_key: str | None = None
+    open_run: bool = False
+    reserve_key: str | None = None
+    reserve_usd: float = Field(default=0.0, ge=0)
+    close_run: bool = False
+
+
+class LedgerReply(_Model):
+    refusal: Refusal | None = None  # nothing was reserved (or opened) when set
+    reservation: Reservation | None = None
+
+
+class QuotaReset(_Model):
+    """The `reset` update: spend of the current windows to zero; with `clear_limits`, the
+    operator's limits go too (the runs' own apply again)."""
+
+    by: str = Field(min_length=1, max_length=200)
+    clear_limits: bool = False
+
+
+class LedgerView(_Model):
+    """The `state` query of a ledger: its book, the operator's limits, and what applies."""
+
+    state: QuotaState
+    operator_limits: QuotaLimits = Field(default_factory=QuotaLimits)
+    effective_limits: QuotaLimits = Field(default_factory=QuotaLimits)
+    updated_at: datetime | None = None
+
+
+class QuotaLedgerInput(_Model):
+    """How a ledger starts: its scope, and what continue-as-new carries over."""
+
+    scope: QuotaScope
+    state: QuotaState | None = None
+    operator_limits: QuotaLimits = Field(default_factory=QuotaLimits)

@@ -24,6 +24,7 @@ from workflows.types import (
     AgentRunResult,
     AgentRunState,
     ApprovalRecord,
+    FallbackRecord,
     RunStatus,
     SafetyEvent,
     StopReason,
@@ -59,13 +60,30 @@ class RunRecord:
         """run id : step : call id, so a retried tool call is recognised as the same call."""
         return f"{workflow.info().workflow_id}:{self.state.step}:{call.id}"
 
-    def safety(self, kind: SafetyKind, detail: str) -> None:
+    def safety(self, kind: str, detail: str, *, action: str | None = None) -> None:
+        """A safety event; `action`: what was done about it (blocked, masked...)."""
         self.state.safety_events.append(
-            SafetyEvent(kind=kind, step=self.state.step, detail=detail, at=workflow.now())
+            SafetyEvent(
+                kind=kind, step=self.state.step, detail=detail, at=workflow.now(), action=action
+            )
         )
         workflow.logger.warning(
-            "safety event", extra={"kind": kind, "detail": detail, "step": self.state.step}
+            "safety event",
+            extra={"kind": kind, "detail": detail, "step": self.state.step, "action": action},
         )
+
+    def fallback(self, from_model: str, to_model: str, reason: str) -> None:
+        """The run moves on to the next model of its chain: a safety event and a record."""
+        self.state.fallbacks.append(
+            FallbackRecord(
+                step=self.state.step,
+                from_model=from_model,
+                to_model=to_model,
+                reason=reason,
+                at=workflow.now(),
+            )
+        )
+        self.safety(SafetyKind.MODEL_FALLBACK, f"{from_model} failed ({reason}); trying fallback")
 
     def finish(self, status: RunStatus, stop_reason: StopReason, reason: str) -> None:
         state = self.state

@@ -1,9 +1,10 @@
 """One tool call of `AgentRun`, from the model's proposal to the message the model reads back.
 
 Allowlist and schema (checked by the model activity, fed back here), the tool's kill
-switch (lean runs: checked by the tool activity, and before an approval is asked), the tool
-policy, the approval gate when the tier or rule demands one, then the tool activity with its
-idempotency key. Every step is recorded in the run's `tool_calls`.
+switch (lean runs: checked by the tool activity, and before a human is asked about the
+call), the tool policy, the approval gate when the tier or rule demands one, then the tool
+activity with its idempotency key; a tool whose circuit breaker is open is switched off for
+the run or sent to a human. Every step is recorded in the run's `tool_calls`.
 Deterministic (workflow code).
 """
 
@@ -17,8 +18,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 from workflows import calls
-from workflows.approvals import ApprovalBook, ApprovalGate, ApprovalRound
-from workflows.contract import SafetyKind
+from workflows.approvals import ApprovalBook
+from workflows.contract import ErrorType, SafetyKind
+from workflows.control_types import GUARDRAIL_REFUSAL
+from workflows.human_review import Question, ask_human
 from workflows.payloads import (
     ChatMessage,
     KillSwitchCheck,
@@ -68,6 +71,8 @@ class ToolCalls:
         self._record = record
         self._approvals = approvals
         self._messages = messages
+        # Tools switched off for the rest of the run (their breaker was open): why.
+        self._disabled: dict[str, str] = {}
 
     async def handle(self, config: RunConfig, call: ToolCallRequest) -> bool:
         """Police, gate and run one tool call. False when the run ended here."""
@@ -85,18 +90,24 @@ class ToolCalls:
             record.error = call.error or (
                 f"unknown tool {call.name!r}; available: {', '.join(t.name for t in config.tools)}"
             )
-            self._record.safety(SafetyKind.INVALID_TOOL_CALL, f"{call.name}: {record.error}")
+            if record.error.startswith(GUARDRAIL_REFUSAL):
+                record.decision = "denied"  # its guardrail finding is the safety event
+            else:
+                self._record.safety(SafetyKind.INVALID_TOOL_CALL, f"{call.name}: {record.error}")
             self._tool_message(call, {"error": record.error})
             return True
         record.risk_tier = spec.risk_tier
-        is_lean = self._record.is_lean
-        if not is_lean:  # lean: the tool activity checks the switches itself
+        if spec.name in self._disabled:
+            record.decision, record.error = "denied", self._disabled[spec.name]
+            self._tool_message(call, {"error": f"tool disabled: {record.error}"})
+            return True
+        if not self._record.is_lean:  # lean: the tool activity checks the switches itself
             goes_on = self._refused(
                 call, spec, record, await self._run.kill_switch(config, spec.name)
             )
             if goes_on is not None:
                 return goes_on
-        gate = tool_gate(config, spec, call.arguments)
+        gate = tool_gate(config, spec, call.arguments, call.review)
         if gate.refusal is not None:
             record.decision, record.error = "denied", gate.refusal
             kind = gate.refusal_kind or SafetyKind.TOOL_REFUSED
@@ -104,11 +115,9 @@ class ToolCalls:
             self._tool_message(call, {"error": gate.refusal})
             return True
         if gate.approval_reason is not None:
-            if is_lean:  # nobody is asked to approve a call its switch refuses
-                killed = await self._run.kill_switch(config, spec.name)
-                goes_on = self._refused(call, spec, record, killed)
-                if goes_on is not None:
-                    return goes_on
+            goes_on = await self._refused_before_asking(config, call, spec, record)
+            if goes_on is not None:
+                return goes_on
             record.decision = "awaiting_approval"
             try:
                 outcome = await self._approval(config, call, spec, gate.approval_reason)
@@ -124,7 +133,21 @@ class ToolCalls:
         decision = "approved" if gate.approval_reason is not None else "auto"
         record.decision = "running"
         try:
-            result, has_failed = await self._run_tool(config, call, spec, decision, gate.simulate)
+            result, failure = await self._run_tool(config, call, spec, decision, gate.simulate)
+            if failure == ErrorType.CIRCUIT_OPEN:
+                if config.breakers.on_tool_open == "escalate":
+                    goes_on = await self._refused_before_asking(config, call, spec, record)
+                    if goes_on is not None:
+                        return goes_on
+                asked = await self._breaker_open(config, call, spec, result.error or "", record)
+                if asked is not None:
+                    record.approval_request_id = asked.request_id
+                    if asked.outcome != "approved":
+                        record.decision = self._end_by_approval(asked, spec)
+                        return False
+                    # Approved: try it once more.
+                    record.decision = "running"
+                    result, failure = await self._run_tool(config, call, spec, "approved", False)
         except asyncio.CancelledError:
             record.decision = "halted"
             record.error = "halted while the tool ran; it may have finished (see its activity)"
@@ -134,11 +157,21 @@ class ToolCalls:
         )
         if goes_on is not None:
             return goes_on
+        has_failed = failure is not None
         record.decision = "failed" if has_failed else "simulated" if gate.simulate else "executed"
         record.ok, record.output, record.error = result.ok, result.output, result.error
         record.idempotency_key = self._record.idempotency_key(call)
         self._tool_message(call, result.output if result.ok else {"error": result.error})
         return True
+
+    async def _refused_before_asking(
+        self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, record: ToolCallRecord
+    ) -> bool | None:
+        """Lean runs, before a human is asked about a call (its approval, its open
+        breaker): nobody is asked to approve a call its switch refuses (the local check)."""
+        if not self._record.is_lean:
+            return None  # older runs checked before the policy
+        return self._refused(call, spec, record, await self._run.kill_switch(config, spec.name))
 
     def _refused(
         self,
@@ -174,66 +207,32 @@ class ToolCalls:
         self, config: RunConfig, call: ToolCallRequest, spec: ToolSpec, reason: str
     ) -> ApprovalRecord:
         """Ask for a decision on this call: approvers, then once the escalation targets."""
-        pending = PendingApproval(
-            request_id=str(workflow.uuid4()),
-            step=self._record.state.step,
+        question = Question(
+            subject=spec.name,
+            reason=reason,
             call_id=call.id,
-            tool=spec.name,
             arguments=call.arguments,
             risk_tier=spec.risk_tier,
-            reason=reason,
-            requested_at=workflow.now(),
-            approvers=list(config.approval.approvers),
         )
-        policy = config.approval
+        return await ask_human(self._run, self._record, self._approvals, config, question)
 
-        def ask() -> None:
-            self._approvals.open(pending)
-            self._record.set_status(RunStatus.AWAITING_APPROVAL)
-            workflow.logger.info(
-                "approval requested",
-                extra={
-                    "approval_event": "requested",
-                    "request_id": pending.request_id,
-                    "tool": spec.name,
-                    "reason": reason,
-                    "step": pending.step,
-                },
-            )
-
-        def escalate() -> None:
-            pending.is_escalated = True
-            pending.approvers = list(dict.fromkeys([*policy.approvers, *policy.escalate_to]))
-            self._record.safety(
-                SafetyKind.APPROVAL_ESCALATED, f"{spec.name}: no decision, escalated"
-            )
-            self._record.set_status(RunStatus.AWAITING_APPROVAL)
-
-        async def notify(recipients: list[str], is_escalation: bool) -> None:
-            await self._run.notify(config, pending, recipients, is_escalation)
-
-        gate = ApprovalGate(
-            lambda: self._approvals.is_decided(pending.request_id),
-            ask=ask,
-            notify=notify,
-            on_escalate=escalate,
-        )
-        try:
-            await gate.run(
-                ApprovalRound(policy.approvers, policy.timeout_seconds),
-                escalation=ApprovalRound(
-                    policy.escalate_to or policy.approvers, policy.escalation_timeout_seconds
-                ),
-            )
-        except asyncio.CancelledError:
-            closed = self._approvals.close(pending, cancelled_by=self._run.halted_by)
-            self._record.log_approval(closed)
-            raise
-        outcome = self._approvals.close(pending)  # no decision: timed out, fails closed
-        self._record.log_approval(outcome)
-        if outcome.outcome == "approved":
-            self._record.set_status(RunStatus.RUNNING)
-        return outcome
+    async def _breaker_open(
+        self,
+        config: RunConfig,
+        call: ToolCallRequest,
+        spec: ToolSpec,
+        error: str,
+        record: ToolCallRecord,
+    ) -> ApprovalRecord | None:
+        """The tool's circuit breaker is open: switch the tool off for the rest of the run
+        (`[breakers] on_tool_open = "disable"`; the model is told), or ask a human whether
+        to try it once more (`"escalate"`)."""
+        if config.breakers.on_tool_open == "escalate":
+            record.decision = "awaiting_approval"
+            reason = f"{spec.name}: circuit breaker open ({error}); approve to try it again"
+            return await self._approval(config, call, spec, reason)
+        self._disabled[spec.name] = f"its circuit breaker is open ({error})"
+        return None
 
     def _end_by_approval(self, outcome: ApprovalRecord, spec: ToolSpec) -> ToolDecision:
         """End the run after a rejection or an approval timeout; the tool call's decision."""
@@ -260,8 +259,9 @@ class ToolCalls:
         spec: ToolSpec,
         decision: str,
         simulate: bool,
-    ) -> tuple[ToolCallResult, bool]:
-        """The tool's result, and whether the activity failed for good (retries spent)."""
+    ) -> tuple[ToolCallResult, str | None]:
+        """The tool's result, and how the activity failed for good (retries spent): its
+        error type, "" without one, None when it did not fail."""
         try:
             result = await calls.run_tool(
                 ToolCallInput(
@@ -279,12 +279,17 @@ class ToolCalls:
                     check_kill_switch=self._record.is_lean,
                 ),
                 spec.timeout_seconds,
+                config.activity_queues.get(f"tool:{spec.name}"),
             )
-            return result, False
+            return result, None
         except ActivityError as err:
             self._run.stop_if_halted()
-            self._record.safety(SafetyKind.TOOL_FAILED, f"{spec.name}: {calls.cause(err)}")
-            return ToolCallResult(ok=False, error=calls.tool_failure(err)), True
+            kind = calls.error_type(err)
+            if kind == ErrorType.CIRCUIT_OPEN:
+                self._record.safety(SafetyKind.CIRCUIT_OPEN, f"{spec.name}: {calls.cause(err)}")
+            else:
+                self._record.safety(SafetyKind.TOOL_FAILED, f"{spec.name}: {calls.cause(err)}")
+            return ToolCallResult(ok=False, error=calls.tool_failure(err)), kind or ""
 
     def _tool_message(self, call: ToolCallRequest, content: Any) -> None:
         text = (

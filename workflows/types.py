@@ -48,6 +48,8 @@ class StopReason(StrEnum):
     MODEL_ERROR = "model_error"
     CONFIG_ERROR = "config_error"
     INVALID_REQUEST = "invalid_request"
+    QUOTA_EXCEEDED = "quota_exceeded"  # a spend quota or open-runs cap across runs
+    GUARDRAIL = "guardrail"  # a guardrail blocked the input or the answer
 
 
 class RiskTier(StrEnum):
@@ -211,6 +213,17 @@ class SafetyEvent(_Model):
     step: int
     detail: str
     at: datetime
+    action: str | None = None  # what was done about it: blocked, masked, sent for review...
+
+
+class FallbackRecord(_Model):
+    """One switch to the next model of the chain, and why."""
+
+    step: int
+    from_model: str
+    to_model: str
+    reason: str
+    at: datetime
 
 
 class AgentRunState(_Model):
@@ -232,6 +245,7 @@ class AgentRunState(_Model):
     continued_runs: int = 0
     shadow_run_id: str | None = None
     shadow_comparison: ShadowComparison | None = None
+    fallbacks: list[FallbackRecord] = Field(default_factory=list)
 
 
 class AgentRunResult(_Model):
@@ -247,6 +261,7 @@ class AgentRunResult(_Model):
     config: ConfigSummary | None
     shadow_run_id: str | None = None
     shadow_comparison: ShadowComparison | None = None
+    fallbacks: list[FallbackRecord] = Field(default_factory=list)
 
 
 # --- shadow runs ---------------------------------------------------------------------------

@@ -284,6 +284,7 @@ def result_of(state: AgentRunState) -> AgentRunResult:
         config=state.config,
         shadow_run_id=state.shadow_run_id,
         shadow_comparison=state.shadow_comparison,
+        fallbacks=state.fallbacks,
     )
 
 

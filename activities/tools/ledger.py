@@ -1,9 +1,12 @@
-"""The side-effect ledger: a SQLite file that makes tool effects happen once per key.
+"""The side-effect ledger: a SQLite file that makes tool effects happen once per key (the
+embedded default; `OPSREADY_LEDGER=temporal` shares one across hosts, `effects.py`).
 
-`tool_results` remembers the result of every write or destructive tool call by its
-idempotency key, so a retried activity returns the first result instead of acting again.
-The demo's refunds live here too (keyed the same way), standing in for a payments system
-that accepts an idempotency key. All calls run in a thread: sqlite3 blocks.
+`intents` records each attempt before the tool is called, `tool_results` the result
+after, both by idempotency key: a retried activity returns the first result instead of
+acting again, and a retry after a crash between the two knows it resumes an attempt whose
+effect only the downstream system (given the same key) can tell. The demo's refunds live
+here too (keyed the same way), standing in for a payments system that accepts an
+idempotency key. All calls run in a thread: sqlite3 blocks.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+
+from workflows.effect_types import EffectStatus
 
 T = TypeVar("T")
 
@@ -32,6 +37,12 @@ CREATE TABLE IF NOT EXISTS refunds (
     amount_usd REAL NOT NULL,
     reason TEXT NOT NULL,
     created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intents (
+    idempotency_key TEXT PRIMARY KEY,
+    tool TEXT NOT NULL,
+    attempts INTEGER NOT NULL,
+    began_at TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS effects (
     idempotency_key TEXT NOT NULL,
@@ -84,6 +95,38 @@ class Ledger:
             )
 
         await self._run(write)
+
+    async def begin(self, key: str, tool: str) -> EffectStatus:
+        """Record that an attempt at `key` begins; the stored result if there is one."""
+
+        def write(db: sqlite3.Connection) -> EffectStatus:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT output FROM tool_results WHERE idempotency_key = ?", (key,)
+                ).fetchone()
+                result = None if row is None else json.loads(row[0])
+                if result is None:
+                    db.execute(
+                        "INSERT INTO intents VALUES (?, ?, 1, ?) ON CONFLICT(idempotency_key) "
+                        "DO UPDATE SET attempts = attempts + 1",
+                        (key, tool, _now()),
+                    )
+                found = db.execute(
+                    "SELECT attempts FROM intents WHERE idempotency_key = ?", (key,)
+                ).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return EffectStatus(
+                key=key, tool=tool, attempts=found[0] if found else 0, result=result
+            )
+
+        return await self._run(write)
+
+    async def complete(self, key: str, tool: str, result: dict[str, Any]) -> None:
+        await self.store_result(key, tool, result)
 
     async def refund_once(
         self, key: str, refund_id: str, order_id: str, amount_usd: float, reason: str

@@ -1,15 +1,17 @@
 """Tools an agent may call: each with a pydantic argument schema, a risk tier and a timeout.
 
-A tool function receives its validated arguments and a `ToolContext` carrying the
-idempotency key (run id + step + call id): a tool with side effects must pass that key
-to whatever it changes, so a retried or replayed call has no second effect.
+A tool function receives its validated arguments and a `ToolContext`: who the run is for
+(user and tenant: data tools return only what that caller may see), the secrets the tool
+declared (and no others), and the idempotency key (run id + step + call id). A tool with
+side effects must pass that key to whatever it changes, so a retried call has no second
+effect: the ledger cannot tell whether an interrupted attempt reached that system.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +33,13 @@ class ToolContext:
     step: int
     call_id: str
     idempotency_key: str
-    ledger: Ledger
+    ledger: Ledger  # the demo's stand-in for a downstream system that takes the key
+    user_id: str | None = None  # the run's caller: data tools answer only for them
+    tenant_id: str | None = None
+    secrets: Mapping[str, str] = field(default_factory=dict)  # only the tool's own
+    # An earlier attempt with this key began and never recorded its result (a crash): it
+    # may or may not have reached the downstream system, which must dedupe by the key.
+    is_resumed: bool = False
 
 
 ToolFn = Callable[[Any, ToolContext], Awaitable[Any]]
@@ -45,6 +53,9 @@ class Tool:
     risk_tier: RiskTier
     fn: ToolFn
     timeout_seconds: float = 30.0
+    # Names of the secrets the tool needs (`OPSREADY_SECRET_<NAME>` or the secrets file);
+    # the worker refuses to start when an agent enables the tool and one is missing.
+    secrets: tuple[str, ...] = ()
 
     def spec(self, policy: ToolPolicy) -> ToolSpec:
         return ToolSpec(
@@ -56,6 +67,7 @@ class Tool:
             approval=ApprovalRule(
                 mode=policy.approval, field=policy.threshold_field, threshold=policy.threshold
             ),
+            limits=policy.limits,
         )
 
 
@@ -79,6 +91,9 @@ class ToolRegistry:
 
     def names(self) -> list[str]:
         return sorted(self._tools)
+
+    def tools(self) -> list[Tool]:
+        return [self._tools[name] for name in self.names()]
 
     def validate(self, name: str, arguments: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """Arguments as the tool will see them, or the original ones and an error for the model."""

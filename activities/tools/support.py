@@ -1,7 +1,10 @@
 """Tools of the demo `support-triage` agent: knowledge-base search, order lookup, refunds.
 
-Data is small and local (agents/data/support-triage/); the refund goes to the side-effect
-ledger under the call's idempotency key, so a retried refund is the same refund.
+Data is small and local (agents/data/support-triage/). Orders belong to a customer: the
+order tools answer only for the run's own user, and another customer's order is "not
+found" (not "forbidden": its existence is not the caller's business), whatever the model
+was talked into asking. The refund goes to the side-effect ledger under the call's
+idempotency key, so a retried refund is the same refund.
 """
 
 from __future__ import annotations
@@ -49,16 +52,17 @@ def support_tools(data_dir: Path) -> list[Tool]:
         scored.sort(key=lambda pair: (-pair[0], pair[1]["id"]))
         return {"articles": [a for _, a in scored[:2]]}
 
-    async def lookup_order(args: LookupOrderArgs, ctx: ToolContext) -> dict[str, Any]:
-        order = _load(data_dir / "orders.json").get(args.order_id)
-        if order is None:
-            raise ToolError(f"order {args.order_id} not found")
+    def callers_order(order_id: str, ctx: ToolContext) -> dict[str, Any]:
+        order = _load(data_dir / "orders.json").get(order_id)
+        if order is None or ctx.user_id is None or order.get("customer_id") != ctx.user_id:
+            raise ToolError(f"order {order_id} not found")
         return dict(order)
 
+    async def lookup_order(args: LookupOrderArgs, ctx: ToolContext) -> dict[str, Any]:
+        return callers_order(args.order_id, ctx)
+
     async def refund_order(args: RefundOrderArgs, ctx: ToolContext) -> dict[str, Any]:
-        order = _load(data_dir / "orders.json").get(args.order_id)
-        if order is None:
-            raise ToolError(f"order {args.order_id} not found")
+        order = callers_order(args.order_id, ctx)
         if args.amount_usd > order["total_usd"]:
             raise ToolError(
                 f"refund ${args.amount_usd:.2f} is more than the order total "

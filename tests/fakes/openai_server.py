@@ -131,6 +131,11 @@ class FakeOpenAI(LoopbackServer):
         """Any body, sent as is (for malformed answers)."""
         self._push(_Step(status=status, body=text, content_type=content_type))
 
+    def clear(self) -> None:
+        """Drop the scripted answers not yet used: from now on, the plain default reply."""
+        with self._lock:
+            self._script.clear()
+
     @property
     def requests(self) -> list[RecordedRequest]:
         with self._lock:

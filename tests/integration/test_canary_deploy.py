@@ -141,7 +141,7 @@ async def test_deployment_rollout_ramps_checks_builds_and_makes_the_candidate_cu
     assert (routing.current, routing.ramping, routing.ramp_percentage) == (V1, V2, 50.0)
 
     run_ids = await asyncio.gather(
-        *(fleet.client.start_run(AGENT, QUESTION, user_id="cust-1") for _ in range(RUNS))
+        *(fleet.client.start_run(AGENT, QUESTION, user_id="customer-17") for _ in range(RUNS))
     )
     results = await asyncio.gather(*(fleet.client.result(run_id) for run_id in run_ids))
     assert {r.status for r in results} == {RunStatus.COMPLETED}

@@ -58,7 +58,7 @@ class Cli:
         return await _exec(command, env)
 
     async def start(self, text: str = BIG_REFUND) -> str:
-        done = await self("run", "support-triage", text, "--user", "cust-1", "--json")
+        done = await self("run", "support-triage", text, "--user", "customer-17", "--json")
         assert done.code == 0, done.err
         run_id: str = done.json()["run_id"]
         return run_id

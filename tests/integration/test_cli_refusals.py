@@ -166,7 +166,9 @@ async def test_run_wait_says_what_it_waits_for_and_how_to_answer(cli: Cli) -> No
     request_id = f"w-{uuid.uuid4().hex[:8]}"
     run_id = f"support-triage-{request_id}"
     command = [sys.executable, "-m", "starters.cli", "--address", cli.address, "run"]
-    command += ["support-triage", BIG_REFUND, "--request-id", request_id, "--wait"]
+    # As the order's customer: another user's order is "not found" (least privilege).
+    command += ["support-triage", BIG_REFUND, "--user", "customer-17"]
+    command += ["--request-id", request_id, "--wait"]
     env = {
         **os.environ,
         "OPSREADY_TASK_QUEUE": cli.settings.task_queue,

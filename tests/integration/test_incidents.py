@@ -124,7 +124,10 @@ def safety_alert(agent: str, runs: list[str]) -> OpenIncidentRequest:
 async def test_a_sev1_safety_alert_engages_the_kill_switch_and_open_runs_end_halted(
     stack: Stack,
 ) -> None:
-    waiting = [await stack.runs.start_run(stack.agent, BIG_REFUND) for _ in range(2)]
+    # As the orders' customer: another user's order is "not found" (least privilege).
+    waiting = [
+        await stack.runs.start_run(stack.agent, BIG_REFUND, user_id="customer-17") for _ in range(2)
+    ]
     for run_id in waiting:
         await stack.until_waiting(run_id)
 

@@ -136,7 +136,7 @@ class Rig:
             yield ks
 
     async def start(self, agent: str, text: str) -> str:
-        return await self.runs.start_run(agent, text, user_id="cust-1")
+        return await self.runs.start_run(agent, text, user_id="customer-17")
 
     async def result(self, run_id: str) -> AgentRunResult:
         async with asyncio.timeout(30):

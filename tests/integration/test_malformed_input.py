@@ -57,7 +57,7 @@ class Rig:
         return out.decode()
 
     async def waiting_run(self) -> str:
-        run_id = await self.client.start_run("support-triage", BIG_REFUND, user_id="cust-1")
+        run_id = await self.client.start_run("support-triage", BIG_REFUND, user_id="customer-17")
         await self.until(run_id, lambda s: s.status is RunStatus.AWAITING_APPROVAL)
         return run_id
 

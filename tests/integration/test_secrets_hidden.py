@@ -119,6 +119,7 @@ async def test_planted_secrets_appear_nowhere_a_person_looks(
     data_dir = tmp_path / "agent-data"
     shutil.copytree(PROJECT_ROOT / "agents" / "data" / "support-triage", data_dir)
     orders = json.loads((data_dir / "orders.json").read_text())
+    orders["A-1002"]["customer_id"] = EMAIL  # the run's user owns it (least privilege)
     orders["A-1002"]["customer_email"] = EMAIL  # a tool result carrying personal data
     orders["A-1002"]["payment_note"] = f"card {CARD}, api key {API_KEY}"
     (data_dir / "orders.json").write_text(json.dumps(orders))
@@ -149,8 +150,10 @@ async def test_planted_secrets_appear_nowhere_a_person_looks(
     finally:
         configure_logging()
 
-    # The run really carried the secrets: in its answer and its tool result, in clear.
-    assert result.status is RunStatus.COMPLETED and EMAIL in (result.output or "")
+    # The run really carried the secrets: its tool result in clear, and the model's answer,
+    # which the agent's leak guardrail masked before the user saw it.
+    assert result.status is RunStatus.COMPLETED and "[EMAIL]" in (result.output or "")
+    assert ("data_leak", "masked") in [(e.kind, e.action) for e in result.safety_events]
     assert API_KEY in json.dumps([call.output for call in result.tool_calls])
     seen.add("logs", logs.getvalue())
     seen.add("spans", [[s.name, dict(s.attributes or {})] for s in spans.get_finished_spans()])

@@ -53,7 +53,7 @@ async def test_shadow_report_summarises_agreement_of_shadow_twins(
                 *(
                     client.execute_workflow(
                         "AgentRun",
-                        AgentRunRequest(agent="support-triage", input=text, user_id="c-1"),
+                        AgentRunRequest(agent="support-triage", input=text, user_id="customer-17"),
                         id=f"shadow-{uuid.uuid4().hex[:8]}",
                         task_queue=settings.task_queue,
                         result_type=AgentRunResult,

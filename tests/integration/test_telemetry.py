@@ -23,6 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.models.local import LocalProvider
 from activities.tools.support import support_tools
+from opsready.agents import load_agent
 from opsready.client import OpsreadyClient
 from opsready.connection import connect
 from opsready.logs import configure_logging
@@ -115,7 +116,7 @@ async def observed(
     client = OpsreadyClient(temporal, settings)
     async with build_worker(temporal, settings, activities=activities):
         run_id = await client.start_run(
-            "support-triage", TEXT, user_id="cust-42", tenant_id="acme", request_id="obs-1"
+            "support-triage", TEXT, user_id="customer-17", tenant_id="acme", request_id="obs-1"
         )
         async with asyncio.timeout(30):
             while True:
@@ -234,7 +235,8 @@ def test_every_run_log_line_carries_the_correlation_fields(observed: Observed) -
     events = [line["event"] for line in run_lines]
     assert {"model call", "tool call", "approval requested", "approval approved"} <= set(events)
     activity_lines = [line for line in run_lines if line.get("activity_type")]
-    assert all(line.get("agent_version") == "1.1.0" for line in activity_lines)
+    version = load_agent(PROJECT_ROOT / "agents", "support-triage")[0].version
+    assert all(line.get("agent_version") == version for line in activity_lines)
     model = next(line for line in run_lines if line["event"] == "model call")
     assert {"provider", "model", "prompt_version", "input_tokens", "output_tokens"} <= set(model)
     assert {"cost_usd", "latency_ms", "finish_reason"} <= set(model)
@@ -252,10 +254,14 @@ def test_workflow_log_lines_are_not_repeated_by_replays(observed: Observed) -> N
 
 
 def test_planted_secrets_appear_in_no_log_span_or_metric(observed: Observed) -> None:
-    # The run really carried them: the tool result and the answer had them in clear.
+    # The run really carried them: the tool result had them in clear, and so did the
+    # model's answer, which the agent's leak guardrail masked before the user saw it.
     refund_lookup = next(c for c in observed.result.tool_calls if c.tool == "lookup_order")
     assert EMAIL in json.dumps(refund_lookup.output)
-    assert EMAIL in (observed.result.output or "")
+    assert EMAIL not in (observed.result.output or "") and "[EMAIL]" in (
+        observed.result.output or ""
+    )
+    assert ("data_leak", "masked") in [(e.kind, e.action) for e in observed.result.safety_events]
 
     telemetry_text = [observed.raw_logs]
     for span in observed.spans:

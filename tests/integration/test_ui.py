@@ -102,7 +102,7 @@ async def test_an_operator_finds_the_waiting_run_reads_it_and_approves_it_in_the
     assert ui is not None
     activities = build_activities(settings, providers={"local": LocalProvider()})
     async with build_worker(temporal, settings, activities=activities):
-        run_id = await client.start_run("support-triage", BIG_REFUND, user_id="cust-1")
+        run_id = await client.start_run("support-triage", BIG_REFUND, user_id="customer-17")
         pending = await client.wait_for_approval(run_id, timeout=30)
 
         for _label, query in OPERATOR_VIEWS:  # every printed list is a query the server takes

@@ -22,6 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.models.local import LocalProvider
+from opsready.agents import load_agent
 from opsready.client import OpsreadyClient
 from opsready.deployment import RoutingChange, WorkerDeployment
 from opsready.flags import working_flag_file
@@ -77,7 +78,9 @@ class Fleet:
         return await self.cli("deploy", *args, "--deployment", self.deployment.name)
 
     async def start(self, text: str = QUESTION, n: int = 1) -> list[str]:
-        starts = (self.client.start_run("support-triage", text, user_id="cust-1") for _ in range(n))
+        starts = (
+            self.client.start_run("support-triage", text, user_id="customer-17") for _ in range(n)
+        )
         return list(await asyncio.gather(*starts))
 
     async def build_of(self, run_id: str) -> str:
@@ -193,12 +196,13 @@ async def test_pinned_run_finishes_on_its_build_after_another_becomes_current(
     assert activity_workers == {f"worker-{V1}"}  # the refund too, after the promotion
     # The run says which code, definition and prompt produced it: result, memo, status.
     assert result.config is not None and result.config.build_id == V1
-    assert (result.config.agent_version, result.config.prompt_version) == ("1.1.0", "v1")
+    version = load_agent(PROJECT_ROOT / "agents", "support-triage")[0].version
+    assert (result.config.agent_version, result.config.prompt_version) == (version, "v1")
     memo = await (await fleet.env.client.get_workflow_handle(parked).describe()).memo()
-    assert (memo["build_id"], memo["agent_version"]) == (V1, "1.1.0")
+    assert (memo["build_id"], memo["agent_version"]) == (V1, version)
     assert memo["config_hash"] == result.config.config_hash
     shown = await fleet.cli("status", parked)
-    assert f"build     {V1}" in shown.out and "version 1.1.0, prompt v1" in shown.out
+    assert f"build     {V1}" in shown.out and f"version {version}, prompt v1" in shown.out
     assert (await fleet.client.result(fresh)).status is RunStatus.COMPLETED
 
 

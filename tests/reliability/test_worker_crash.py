@@ -77,7 +77,7 @@ async def test_worker_killed_mid_refund_finishes_with_one_refund(
     async with worker_process(address, task_queue, tmp_path) as first:
         handle = await dev_env.client.start_workflow(
             "AgentRun",
-            AgentRunRequest(agent="support-triage", input=SMALL_REFUND, user_id="cust-9"),
+            AgentRunRequest(agent="support-triage", input=SMALL_REFUND, user_id="customer-17"),
             id=f"crash-{uuid.uuid4().hex[:8]}",
             task_queue=task_queue,
             result_type=AgentRunResult,

@@ -4,7 +4,7 @@ replay check that reads them.
 Recording plays `tests.replay.scenarios.SCENARIOS` on a throw-away time-skipping server
 and writes each run's history as `tests/histories/agent_run-<scenario>.json`, then the
 rollouts of `tests.replay.rollout_scenarios` as `canary_rollout-<scenario>.json`. Older
-generations stay in `tests/histories/v1/`, `v2/`, `v3/` (GENERATION_DIRS). The replay tests
+generations stay in `tests/histories/v1/` to `v4/` (GENERATION_DIRS). The replay tests
 (tests/replay/) replay every file against the current workflow code; `replay_history`
 reports a failure with the file, the workflow and the event where the code diverged.
 """
@@ -45,11 +45,16 @@ HISTORY_DIR = Path(__file__).parent.parent / "histories"
 # v1: before `RunConfig.models` (a model as one value), in the old payload shapes.
 V1_DIR = HISTORY_DIR / "v1"
 # v2: main before the lean run (issue 13): the `kill-switch-checks` generation and issue
-# 9's scenarios (closing in Temporal's terms), as tests/histories/ held them.
+# 9's scenarios (closing in Temporal's terms), as tests/histories/ held them; with the
+# controls' scenarios (issue 12) as wip/int-controls recorded them, on that same path
+# (`…-before-end-in-temporal-terms.json`: as wip/controls-loop did, before issue 9).
 V2_DIR = HISTORY_DIR / "v2"
 # v3: the `lean-run` patch as wip/overhead recorded it, before it met issue 9's hardening.
 V3_DIR = HISTORY_DIR / "v3"
-GENERATION_DIRS = (V1_DIR, V2_DIR, V3_DIR)
+# v4: main's `lean-run-hardened` recordings before the controls (issue 12) were merged:
+# the same commands as today's, in the payload shapes of that build.
+V4_DIR = HISTORY_DIR / "v4"
+GENERATION_DIRS = (V1_DIR, V2_DIR, V3_DIR, V4_DIR)
 # Among v1, recorded by the demo before the kill-switch patch: runs started on that code.
 LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
 FILE_PREFIX = "agent_run-"

@@ -25,6 +25,7 @@ from tests.replay.recorder import (
     V1_DIR,
     V2_DIR,
     V3_DIR,
+    V4_DIR,
     ReplayReport,
     display_name,
     file_names,
@@ -203,6 +204,7 @@ def test_golden_histories_cover_every_patch_generation(all_facts: dict[str, Fact
     )
     assert checked & kept_in(V2_DIR) and ended & kept_in(V2_DIR)  # main before the lean run
     assert kept_in(V3_DIR) and kept_in(V3_DIR) <= lean  # wip/overhead's lean runs
+    assert kept_in(V4_DIR) and kept_in(V4_DIR) <= hardened  # main's, before the controls
     assert not (hardened & lean), "a run records one lean marker or the other"
     # Every current scenario is recorded on the hardened lean path, which closes in
     # Temporal's terms without END_PATCH's own marker and checks its switches without

@@ -145,3 +145,30 @@ def test_a_tool_call_line_says_awaiting_approval_or_in_progress_for_old_and_new_
     for decision in ("running", "invalid"):
         assert tool_line(decision, "c-other").endswith("{} in progress")
     assert tool_line("executed", "c-other").endswith("executed: not run")
+
+
+def test_status_masks_what_the_controls_record_like_every_other_safety_detail() -> None:
+    from starters.render import redacted
+    from workflows.types import AgentRunState, FallbackRecord, RunStatus, SafetyEvent
+
+    key, card = "sk-live-4f9a8b7c6d5e4f3a2b1c", "4111 1111 1111 1111"
+    at = datetime(2026, 1, 2, tzinfo=UTC)
+    state = AgentRunState(
+        agent="a",
+        status=RunStatus.RUNNING,
+        safety_events=[
+            SafetyEvent(
+                kind="quota_exceeded", step=1, detail=f"tenant {key}", at=at, action="refused"
+            ),
+            SafetyEvent(kind="pii", step=1, detail=f"input card {card}", at=at, action="masked"),
+        ],
+        fallbacks=[
+            FallbackRecord(
+                step=1, from_model="p/a", to_model="p/b", reason=f"401 bad key {key}", at=at
+            )
+        ],
+    )
+    shown = redacted(state).model_dump_json()
+    assert key not in shown and card not in shown
+    assert [e.action for e in redacted(state).safety_events] == ["refused", "masked"]
+    assert redacted(state).fallbacks[0].to_model == "p/b"  # names stay readable

@@ -330,8 +330,16 @@ def test_agent_file_guardrails_parse_in_order_with_defaults_filled(tmp_path: Pat
     assert [g.name for g in carried.build("input")] == ["prompt_injection", "pii_secrets"]
 
 
-def test_an_agent_without_guardrails_gets_none() -> None:
-    assert load_guardrails(Path("agents/support-triage.toml")) == GuardrailConfig()
+def test_an_agent_without_guardrails_gets_none(tmp_path: Path) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text('name = "plain"\n')
+    assert load_guardrails(path) == GuardrailConfig()
+
+
+def test_the_demo_agent_checks_input_and_output() -> None:
+    config = load_guardrails(Path("agents/support-triage.toml"))
+    assert list(config.input) == ["size_limit", "prompt_injection", "pii_secrets"]
+    assert list(config.output) == ["leak", "refund_grounding"]
 
 
 @pytest.mark.parametrize(

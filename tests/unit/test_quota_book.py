@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from workflows.quota_book import QuotaBook, usd
+from workflows.quota_book import QuotaBook
 from workflows.quota_types import (
     QuotaLimits,
     QuotaScope,
@@ -16,6 +16,7 @@ from workflows.quota_types import (
     QuotaState,
     Refusal,
     Reservation,
+    usd,
 )
 
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=UTC)

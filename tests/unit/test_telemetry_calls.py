@@ -228,3 +228,25 @@ def test_attributes_labels_and_logged_content_pass_redaction(recorded: Recorded)
         assert EMAIL not in str(dict(span.attributes or {}))
     for name in ("gen_ai.client.token.usage", "opsready.tool.calls"):
         assert all(EMAIL not in str(labels) for labels, _ in recorded.points(name))
+
+
+def test_a_fallback_call_says_what_it_fell_back_from_on_its_span_and_in_a_metric(
+    recorded: Recorded,
+) -> None:
+    request = model_request(fallback_from="openai/gpt-4o")
+    with recorded.telemetry.model_call(request) as call:
+        answer = ModelCallResult(
+            message=ChatMessage(role="assistant", content="ok"), input_tokens=1, output_tokens=1
+        )
+        call.record(answer, tool_calls=[], cost_usd=0.0)
+    assert recorded.span().attributes["opsready.fallback_from"] == "openai/gpt-4o"  # type: ignore[index]
+    assert recorded.points("opsready.model.fallbacks") == [
+        (
+            {
+                "opsready.agent": "support-triage",
+                "opsready.fallback_from": "openai/gpt-4o",
+                "opsready.fallback_to": "local/small",
+            },
+            1,
+        )
+    ]

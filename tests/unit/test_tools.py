@@ -16,7 +16,14 @@ from activities.tools.registry import ToolRegistry
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT
 from tests.fakes.scripted import ScriptedProvider, calls
-from workflows.payloads import ChatMessage, ModelCallInput, ModelChoice, ModelPrice, ToolCallInput
+from workflows.payloads import (
+    ChatMessage,
+    ModelCallInput,
+    ModelChoice,
+    ModelPrice,
+    RunContext,
+    ToolCallInput,
+)
 
 DATA = PROJECT_ROOT / "agents" / "data" / "support-triage"
 
@@ -40,6 +47,7 @@ def refund(key: str, amount: float = 10.0) -> ToolCallInput:
         tool="refund_order",
         arguments={"order_id": "A-1001", "amount_usd": amount, "reason": "broken"},
         idempotency_key=key,
+        context=RunContext(user_id="customer-17"),  # the order's customer
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,14 @@ from activities.tools.registry import Tool
 from activities.tools.support import support_tools
 from opsready.settings import PROJECT_ROOT, Settings
 from tests.conftest import write_agent
-from tests.fakes.scripted import CLOSE_ACCOUNT, Script, ScriptedProvider
+from tests.fakes.scripted import (
+    ACCOUNT_PROFILE,
+    CLOSE_ACCOUNT,
+    STATUS_PAGE,
+    GatedProvider,
+    Script,
+    ScriptedProvider,
+)
 from workers.app import build_activities, build_worker
 from workflows.contract import Query
 from workflows.types import AgentRunRequest, AgentRunResult, AgentRunState
@@ -57,8 +65,60 @@ threshold = 50
 [tools.close_account]
 """
 
+# Tables appended to an agent's TOML (controls: quotas, guardrails, breakers, limits...).
+EXTRA: dict[str, str] = {
+    "tester-quota": "[quotas.tenant]\nper_day_usd = 0.05\n",
+    "tester-open-runs": "[quotas.user]\nmax_open_runs = 1\n",
+    "tester-quota-approval": (
+        '[quotas]\non_exceeded = "require_approval"\n[quotas.tenant]\nper_day_usd = 0.0001\n'
+    ),
+    "tester-gated": "[quotas.tenant]\nper_day_usd = 1.0\n",
+    "tester-guarded": """
+[tools.account_profile]
+[tools.refund_order.limits]
+amount_usd = 100
+[guardrails.input.size_limit]
+max_chars = 300
+[guardrails.input.prompt_injection]
+[guardrails.input.pii_secrets]
+action = "mask"
+[guardrails.output.leak]
+[guardrails.output.forbidden_content]
+words = ["guarantee"]
+action = "review"
+[guardrails.output.refund_grounding]
+""",
+    "tester-strict": '[guardrails.input.pii_secrets]\naction = "block"\n',
+    "tester-chain": '[tools.status_page]\n[breakers]\non_model_open = "escalate"\n',
+}
+# Top-level keys of an agent's TOML (before its first table).
+TOP: dict[str, str] = {
+    "tester-chain": 'fallback_models = ["scripted/second", "scripted/backup"]',
+}
+# Agents that do not fit the template: read-only, answer cache on.
+CUSTOM: dict[str, str] = {
+    "tester-cached": """
+name = "tester-cached"
+version = "1.0.0"
+model = "scripted/test"
+prompt_version = "v1"
+[prompts.v1]
+system = "You answer questions."
+[tools.search_kb]
+[answer_cache]
+enabled = true
+ttl_seconds = 600
+""",
+}
 AGENTS: dict[str, dict[str, Any]] = {
     "tester": {},
+    "tester-quota": {"max_steps": 6},
+    "tester-open-runs": {},
+    "tester-quota-approval": {},
+    "tester-gated": {"model": "gated/test"},
+    "tester-guarded": {},
+    "tester-strict": {},
+    "tester-chain": {},
     "tester-cheap": {"max_cost": 0.0003},
     "tester-tokens": {"max_tokens": 250},
     "tester-can": {"max_steps": 20, "can_events": 12},
@@ -73,11 +133,23 @@ DEFAULTS = {
 }
 
 
+def tester_toml(name: str, **overrides: Any) -> str:
+    """A test agent: the template with its budgets, model, top-level keys and tables."""
+    values = {**DEFAULTS, **overrides}
+    model = values.pop("model", "scripted/test")
+    toml = TESTER.format(name=name, **values)
+    toml = toml.replace('model = "scripted/test"', f'model = "{model}"')
+    return f"{TOP.get(name, '')}\n{toml}{EXTRA.get(name, '')}"
+
+
 def harness_tools(*extra: Tool) -> list[Tool]:
-    """The demo's tools, a destructive `close_account`, and any extra tools."""
+    """The demo's tools, a destructive `close_account`, a profile that holds secrets, and
+    any extra tools."""
     return [
         *support_tools(PROJECT_ROOT / "agents" / "data" / "support-triage"),
         CLOSE_ACCOUNT,
+        ACCOUNT_PROFILE,
+        STATUS_PAGE,
         *extra,
     ]
 
@@ -89,19 +161,25 @@ class Harness:
     task_queue: str
     scripted: ScriptedProvider
     ledger: Ledger
+    gated: GatedProvider
 
     def script(self, text: str, script: Script) -> str:
         """Register a scenario; returns the unique input text that selects it."""
         key = f"{text} [{uuid.uuid4().hex[:6]}]"
         self.scripted.scripts[key] = script
+        self.gated.scripts[key] = script
         return key
 
     async def start(
-        self, agent: str, text: str, user_id: str | None = "customer-1"
+        self,
+        agent: str,
+        text: str,
+        user_id: str | None = "customer-17",
+        tenant_id: str | None = None,
     ) -> WorkflowHandle[Any, AgentRunResult]:
         return await self.client.start_workflow(
             "AgentRun",
-            AgentRunRequest(agent=agent, input=text, user_id=user_id),
+            AgentRunRequest(agent=agent, input=text, user_id=user_id, tenant_id=tenant_id),
             id=f"test-{agent}-{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
             result_type=AgentRunResult,
@@ -153,14 +231,15 @@ async def end_open_workflows(client: Client, task_queue: str) -> None:
         request.next_page_token = page.next_page_token
 
 
-@pytest.fixture(scope="module")
-async def harness(
-    time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[Harness]:
-    root: Path = tmp_path_factory.mktemp("wf")
+@asynccontextmanager
+async def open_harness(env: WorkflowEnvironment, root: Path) -> AsyncIterator[Harness]:
+    """A worker with the test agents on `env`, on a task queue of its own; what it leaves
+    running is terminated when it closes."""
     agents_dir = root / "agents"
     for name, overrides in AGENTS.items():
-        write_agent(agents_dir, name, TESTER.format(name=name, **{**DEFAULTS, **overrides}))
+        write_agent(agents_dir, name, tester_toml(name, **overrides))
+    for name, toml in CUSTOM.items():
+        write_agent(agents_dir, name, toml)
     (agents_dir / "support-triage.toml").write_text(
         (PROJECT_ROOT / "agents" / "support-triage.toml").read_text()
     )
@@ -170,16 +249,27 @@ async def harness(
         task_queue=f"wf-{uuid.uuid4().hex[:8]}",
         worker_versioning=False,  # the time-skipping server has no Worker Deployments
     )
-    scripted = ScriptedProvider({})
+    scripted, gated = ScriptedProvider({}), GatedProvider({})
     activities = build_activities(
-        settings, providers={"scripted": scripted, "local": LocalProvider()}, tools=harness_tools()
+        settings,
+        providers={"scripted": scripted, "local": LocalProvider(), "gated": gated},
+        tools=harness_tools(),
     )
-    async with build_worker(time_env.client, settings, activities=activities):
+    async with build_worker(env.client, settings, activities=activities):
         yield Harness(
-            time_env,
-            time_env.client,
+            env,
+            env.client,
             settings.task_queue,
             scripted,
             Ledger(settings.data_dir / "side_effects.sqlite"),
+            gated,
         )
-        await end_open_workflows(time_env.client, settings.task_queue)
+        await end_open_workflows(env.client, settings.task_queue)
+
+
+@pytest.fixture(scope="module")
+async def harness(
+    time_env: WorkflowEnvironment, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Harness]:
+    async with open_harness(time_env, tmp_path_factory.mktemp("wf")) as harness:
+        yield harness

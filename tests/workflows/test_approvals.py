@@ -119,11 +119,14 @@ async def test_escalation_target_may_decide_only_after_escalation(harness: Harne
 
 
 async def test_decide_refuses_unknown_request_and_unauthorised_approvers(harness: Harness) -> None:
-    handle = await harness.start("support-triage", BIG_REFUND, user_id="alice")
+    handle = await harness.start("support-triage", BIG_REFUND)  # by customer-17, the order's owner
     await harness.wait_for_status(handle, "awaiting_approval")
     cases = [
         (ApprovalDecision(approved=True, approver="mallory"), "mallory may not approve"),
-        (ApprovalDecision(approved=True, approver="alice"), "cannot approve their own request"),
+        (
+            ApprovalDecision(approved=True, approver="customer-17"),
+            "cannot approve their own request",
+        ),
         (
             ApprovalDecision(request_id="x", approved=True, approver="bob"),
             "unknown approval request",

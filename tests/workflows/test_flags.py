@@ -92,7 +92,7 @@ class FlagRig:
         run_id = f"flags-{agent}-{uuid.uuid4().hex[:8]}"
         handle = await self.client.start_workflow(
             "AgentRun",
-            AgentRunRequest(agent=agent, input=text, user_id="customer-1"),
+            AgentRunRequest(agent=agent, input=text, user_id="customer-17"),
             id=run_id,
             task_queue=self.settings.task_queue,
             result_type=AgentRunResult,

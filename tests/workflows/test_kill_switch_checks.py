@@ -1,7 +1,8 @@
 """Where a run checks its kill switches (the `lean-run` patch): the config activity before
 the first model call, the model activity before every call, the tool activity before it
 runs a tool, and a check before an approval is asked for a tool. A switch that turns on
-mid-run stops the run at the next call; a tool's switch refuses only that tool."""
+mid-run stops the run at the next call (a run with quotas too, its reservation released);
+a tool's switch refuses only that tool."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 from activities.flags import evaluation_context
+from opsready.quotas import ledger_view
 from opsready.runs import run_result
+from tests.conftest import write_agent
 from tests.fakes.scripted import answer, calls
+from tests.workflows.conftest import tester_toml as agent_toml
 from tests.workflows.test_flags import FlagRig, flag_rig, write_flags
 from workflows.contract import Query, Update, kill_switch_key
 from workflows.payloads import ChatMessage, ModelCallInput
+from workflows.quota_types import QuotaScope, QuotaScopeKind
 from workflows.types import (
     AgentRunRequest,
     AgentRunResult,
@@ -112,7 +117,7 @@ async def test_an_approved_tool_is_refused_when_its_agent_was_killed_meanwhile(
     async with flag_rig(time_env, tmp_path) as rig:
         handle = await rig.client.start_workflow(
             "AgentRun",
-            AgentRunRequest(agent="support-triage", input=BIG_REFUND, user_id="customer-1"),
+            AgentRunRequest(agent="support-triage", input=BIG_REFUND, user_id="customer-17"),
             id=f"flags-parked-{uuid.uuid4().hex[:8]}",
             task_queue=rig.settings.task_queue,
             result_type=AgentRunResult,
@@ -131,3 +136,41 @@ async def test_an_approved_tool_is_refused_when_its_agent_was_killed_meanwhile(
         refund = next(c for c in result.tool_calls if c.tool == "refund_order")
         assert refund.decision == "halted"
         assert await rig.ledger.refunds() == []
+
+
+async def test_a_switch_turned_on_mid_run_stops_a_quota_run_and_frees_its_reservation(
+    time_env: WorkflowEnvironment, tmp_path: Path
+) -> None:
+    # The controls on the lean path: the model activity checks the switch before the
+    # guardrails, breaker and provider; the refused call spends nothing, and the run's
+    # reservations and open-run slot are freed when it ends.
+    async with flag_rig(time_env, tmp_path) as rig:
+        agent = "tester-user-quota"
+        write_agent(
+            rig.settings.agents_dir,
+            agent,
+            agent_toml(agent) + "[quotas.user]\nper_day_usd = 1.0\nmax_open_runs = 2\n",
+        )
+        text = f"say nothing, then try again [{uuid.uuid4().hex[:6]}]"
+
+        def script(request: ModelCallInput) -> ChatMessage:
+            turn_on_now(rig, kill_switch_key(agent=agent))
+            return answer("")  # an empty answer: the run asks the model again
+
+        rig.scripted.scripts[text] = script
+        user = f"u-{uuid.uuid4().hex[:6]}"
+        handle = await rig.client.start_workflow(
+            "AgentRun",
+            AgentRunRequest(agent=agent, input=text, user_id=user),
+            id=f"flags-quota-{uuid.uuid4().hex[:8]}",
+            task_queue=rig.settings.task_queue,
+            result_type=AgentRunResult,
+        )
+        result = await run_result(handle)
+        assert (result.status, result.stop_reason) == (RunStatus.HALTED, StopReason.KILL_SWITCH)
+        assert result.steps == 1
+        assert [r.step for r in rig.scripted.requests if r.messages[1].content == text] == [1]
+        scope = QuotaScope(kind=QuotaScopeKind.USER, id=user)
+        ledger = (await ledger_view(rig.client, rig.settings.task_queue, scope)).state
+        assert ledger.reservations == [] and ledger.open_runs == []
+        assert ledger.spent_day_usd == result.usage.cost_usd  # the one call that was made
