@@ -49,7 +49,13 @@ class SloMonitorWorkflow:
         report = SloMonitorReport(
             as_of=as_of,
             agents=[agent.agent for agent in snapshot.agents],
-            alerts=alerts_of(snapshot, min_events=request.min_events, backlog=request.backlog),
+            alerts=[
+                alert
+                for alert in alerts_of(
+                    snapshot, min_events=request.min_events, backlog=request.backlog
+                )
+                if request.only is None or alert.name in request.only
+            ],
             problems=[f"{a.agent}: {a.problem}" for a in snapshot.agents if a.problem],
         )
         open_keys = set(snapshot.open_incidents)

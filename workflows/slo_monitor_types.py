@@ -31,6 +31,9 @@ class SloMonitorInput(_Model):
     min_events: int = Field(default=DEFAULT_MIN_EVENTS, ge=1)  # in a burn pair's long window
     list_cap: int = Field(default=2000, ge=1)  # runs listed per alert window
     open_incidents: bool = True  # False: judge and report, but ask for no incident
+    # The SLOs, signals and triggers this pass judges, by name (None: all of them): a pass
+    # that rehearses one alert opens no incident for the others.
+    only: list[str] | None = None
 
 
 class MonitorAlert(_Model):

@@ -105,6 +105,13 @@ async def pause_monitor(client: Client, reason: str) -> MonitorState:
     return await monitor_state(client)
 
 
+async def resume_monitor(client: Client, note: str | None) -> MonitorState:
+    """Unpause it, as it was before a pause (its note back)."""
+    handle = client.get_schedule_handle(SLO_MONITOR_SCHEDULE)
+    await _call(handle.unpause(note=note or "resumed"))
+    return await monitor_state(client)
+
+
 async def monitor_state(client: Client, recent: int = RECENT_SHOWN) -> MonitorState:
     try:
         described = await client.get_schedule_handle(SLO_MONITOR_SCHEDULE).describe()

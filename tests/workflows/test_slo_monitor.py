@@ -30,11 +30,11 @@ class Monitor:
     task_queue: str
     desk: SloDesk
 
-    async def next_minute(self) -> SloMonitorReport:
+    async def next_minute(self, only: list[str] | None = None) -> SloMonitorReport:
         """One pass of the monitor: the desk's next minute."""
         return await self.env.client.execute_workflow(
             SloMonitorWorkflow.run,
-            SloMonitorInput(agents=[AGENT]),
+            SloMonitorInput(agents=[AGENT], only=only),
             id=f"slo-monitor-{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
         )
@@ -108,6 +108,16 @@ async def test_rising_failure_rate_opens_exactly_one_incident_when_both_windows_
     assert request.affected_run_ids[0] == f"{AGENT}-run-{expected - 1}"
     # Later passes see the open incident and leave it alone.
     assert all(r.already_open == [f"{AGENT}:slo:success"] for r in reports[4:])
+
+
+async def test_a_pass_judges_only_the_alerts_it_is_given(watch: WatchFactory) -> None:
+    expected = first_page_minute(SloDesk(AGENT, rising))
+    async with watch(rising, expected) as monitor:
+        other = await monitor.next_minute(only=["latency"])
+        success = await monitor.next_minute(only=["success"])
+    assert other.alerts == [] and other.requested == []
+    assert success.requested == [f"{AGENT}:slo:success"]
+    assert [r.dedup_key for r in monitor.desk.requests] == [f"{AGENT}:slo:success"]
 
 
 async def test_short_blip_does_not_page(watch: WatchFactory) -> None:

@@ -20,6 +20,7 @@ from opsready.console import waiting
 from opsready.flags import LocalFlagFile
 from opsready.incidents.service import Incidents
 from opsready.settings import Settings
+from opsready.slo.schedule import monitor_state, pause_monitor, resume_monitor
 from workflows.contract import SLO_MONITOR_WORKFLOW
 from workflows.incident_types import IncidentStatus, incident_id
 from workflows.slo_monitor_types import SLO_MONITOR_ID, SloMonitorInput, SloMonitorReport
@@ -32,6 +33,9 @@ FAILING_RUNS = 3
 # The demo has a dozen runs, not the production minimum of events in a burn-rate window.
 MIN_EVENTS = FAILING_RUNS
 MONITOR_PASSES = 5
+# The pass judges the task-success SLO alone: the demo's own kill switches and guardrail hits
+# also burn the safety SLO, and that SEV1 incident's runbook would pause the agent.
+SLO = "success"
 DETECT_TIMEOUT_S = 60.0
 
 # Runs the real `opsready` CLI: (address, *args, env=...) -> its output.
@@ -51,7 +55,7 @@ async def detect_with_monitor(client: OpsreadyClient, settings: Settings) -> str
     incident's id. A pass right after the failures may not see the last of them yet
     (visibility is eventually consistent), hence a few passes, each a second apart."""
     request = SloMonitorInput(
-        agents=[AGENT], task_queues=[settings.task_queue], min_events=MIN_EVENTS
+        agents=[AGENT], task_queues=[settings.task_queue], min_events=MIN_EVENTS, only=[SLO]
     )
     report: SloMonitorReport | None = None
     async with asyncio.timeout(DETECT_TIMEOUT_S):
@@ -75,7 +79,7 @@ async def detect_with_monitor(client: OpsreadyClient, settings: Settings) -> str
 
 
 def _is_task_success(dedup_key: str) -> bool:
-    return dedup_key.startswith(f"{AGENT}:slo:") and not dedup_key.endswith(":ticket")
+    return dedup_key == f"{AGENT}:slo:{SLO}"
 
 
 async def run_incident_scenario(
@@ -86,6 +90,13 @@ async def run_incident_scenario(
     until_worker_sees: Callable[[str, object], Awaitable[None]],
     prefix: str = "demo",
 ) -> IncidentOutcome:
+    incidents = Incidents(client.temporal, settings.task_queue)
+    await _resolve_leftover(incidents)
+    # The monitor's Schedule (`opsready dev` starts it) would answer the faults below on its
+    # own minute, with every alert of the agent: the rehearsal pauses it and runs one pass.
+    schedule = await monitor_state(client.temporal)
+    if schedule.exists and not schedule.paused:
+        await pause_monitor(client.temporal, "paused by the demo while it breaks things")
     store = LocalFlagFile(settings.flags_file)
     await store.set_value("model", BROKEN_MODEL)  # the fault, injected
     print(f"  (fault) the model flag serves {BROKEN_MODEL}")
@@ -98,7 +109,6 @@ async def run_incident_scenario(
 
         with waiting("SLO monitor: a pass over the agent's SLIs"):
             incident = await detect_with_monitor(client, settings)
-        incidents = Incidents(client.temporal, settings.task_queue)
         opened = await incidents.status(incident)
         print(f"  incident  {incident}: {opened.severity.value} opened by the SLO monitor")
         print(f"    {opened.title}")
@@ -122,7 +132,18 @@ async def run_incident_scenario(
     finally:
         await store.set_value("model", "")
         await store.unkill(tool="refund_order")
+        if schedule.exists and not schedule.paused:
+            await resume_monitor(client.temporal, schedule.note)
     return IncidentOutcome(status, failed, (run_id, recovered))
+
+
+async def _resolve_leftover(incidents: Incidents) -> None:
+    """An earlier demo that stopped half-way may have left its incident open; this one
+    needs a fresh one (a join would show the old runbook's steps)."""
+    for found in await incidents.list_incidents(agent=AGENT):
+        if found.closed_at is None and found.incident_id == incident_id(f"{AGENT}:slo:{SLO}"):
+            await incidents.resolve(found.incident_id, by="demo", summary="left by a demo")
+            print(f"  (an earlier demo's {found.incident_id} was still open: resolved)")
 
 
 async def _start(client: OpsreadyClient, request_id: str) -> str:
