@@ -12,9 +12,9 @@ from workflows.contract import AGENT_RUN_WORKFLOW
 OPERATOR_VIEWS: tuple[tuple[str, str], ...] = (
     ("awaiting approval", 'AgentStatus="awaiting_approval"'),
     ("failed", 'AgentStatus IN ("failed", "timed_out", "budget_exceeded")'),
-    # No search attribute records the stop reason yet: a kill switch's halts are among
-    # all halts; the run's result says `stop_reason = kill_switch`.
-    ("halted (kill switch or by hand)", 'AgentStatus="halted"'),
+    # Runs that ended before AgentStopReason existed are only in the list of all halts.
+    ("halted by a kill switch", 'AgentStopReason="kill_switch"'),
+    ("halted (any way)", 'AgentStatus="halted"'),
 )
 
 

@@ -41,6 +41,7 @@ from opsready.telemetry import Telemetry
 from workflows.contract import (
     AGENT_RUN_WORKFLOW,
     KILL_SWITCH,
+    KILL_SWITCH_HALTER,
     SafetyKind,
     Signal,
     kill_switch_key,
@@ -50,7 +51,7 @@ from workflows.types import HaltRequest
 log = structlog.get_logger("opsready.kill_switch")
 
 OPEN_RUNS = f"WorkflowType='{AGENT_RUN_WORKFLOW}' AND ExecutionStatus='Running'"
-HALTED_BY = "kill-switch"
+HALTED_BY = KILL_SWITCH_HALTER
 # Up to this many open runs, one signal per run from here is faster than a server batch
 # (no batch workflow to start, no batcher rate limit); above it the server does the work,
 # paced by its `worker.batcherRPS`. Every worker process sends its own halts, so a fleet of

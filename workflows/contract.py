@@ -233,6 +233,12 @@ AGENT_LATENCY_SECONDS = SearchAttributeKey.for_float("AgentLatencySeconds")
 AGENT_BUILD_ID = SearchAttributeKey.for_keyword("AgentBuildId")
 AGENT_TALLIES = SearchAttributeKey.for_keyword_list("AgentTallies")  # "tool_errors>=1", ...
 AGENT_FLAG_VARIATIONS = SearchAttributeKey.for_keyword_list("AgentFlagVariations")  # "flag=1"
+# Why a run that did not complete ended (its `StopReason`; `kill_switch` also when the
+# kill-switch listener's halt stopped it): `AgentStopReason='kill_switch'` lists what a kill
+# switch stopped. Set with the last upsert of runs recorded from patch `stop-reason-attribute`.
+AGENT_STOP_REASON = SearchAttributeKey.for_keyword("AgentStopReason")
+# Who the kill-switch listener's halts are from (`HaltRequest.by`).
+KILL_SWITCH_HALTER = "kill-switch"
 # Incidents (with AgentName): `IncidentState='open' AND IncidentSeverity='SEV1'`.
 INCIDENT_SEVERITY = SearchAttributeKey.for_keyword("IncidentSeverity")
 INCIDENT_STATE = SearchAttributeKey.for_keyword("IncidentState")
@@ -249,6 +255,7 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     AGENT_BUILD_ID,
     AGENT_TALLIES,
     AGENT_FLAG_VARIATIONS,
+    AGENT_STOP_REASON,
     INCIDENT_SEVERITY,
     INCIDENT_STATE,
 )

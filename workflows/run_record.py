@@ -30,6 +30,9 @@ from workflows.types import (
     StopReason,
 )
 
+# Runs that end without completing write `AgentStopReason` with their last upsert.
+STOP_REASON_PATCH = "stop-reason-attribute"
+
 
 class RunRecord:
     def __init__(self, request: AgentRunRequest, state: AgentRunState) -> None:
@@ -159,6 +162,10 @@ class RunRecord:
             return
         if not self.state.status.is_terminal:  # SLIs read ended runs: set with the last one
             updates = [u for u in updates if u.key.name not in visibility.SLI_ATTRIBUTES]
+        stop_reason = visibility.stop_reason_value(self.state)
+        # Asked only by runs that end without completing: a completed run pays no marker.
+        if stop_reason is not None and workflow.patched(STOP_REASON_PATCH):
+            updates.append(contract.AGENT_STOP_REASON.value_set(stop_reason))
         shown = workflow.info().typed_search_attributes
         changed = [u for u in updates if shown.get(u.key) != u.value and not _is_set_once(u, shown)]
         if changed:

@@ -27,6 +27,8 @@ from workflows.types import (
     ComparedRun,
     ConfigSummary,
     PendingApproval,
+    RunStatus,
+    StopReason,
     ToolCallRecord,
 )
 
@@ -81,6 +83,19 @@ SLI_ATTRIBUTES = frozenset(
         contract.AGENT_LATENCY_SECONDS,
     )
 )
+
+
+def stop_reason_value(state: AgentRunState) -> str | None:
+    """`AgentStopReason` of an ended run that did not complete: its stop reason, and
+    `kill_switch` for a halt from the kill-switch listener (`halted by kill-switch: ...`)."""
+    if not state.status.is_terminal or state.status is RunStatus.COMPLETED:
+        return None
+    reason = state.stop_reason
+    if reason is StopReason.HALT and (state.reason or "").startswith(
+        f"halted by {contract.KILL_SWITCH_HALTER}:"
+    ):
+        return StopReason.KILL_SWITCH.value
+    return reason.value if reason is not None else None
 
 
 def tallies(state: AgentRunState) -> dict[Tally, int]:

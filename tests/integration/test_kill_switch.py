@@ -30,7 +30,7 @@ from opsready.settings import PROJECT_ROOT, SHIPPED_FLAGS_FILE, Settings
 from tests.conftest import write_agent
 from workers.app import build_activities, build_worker
 from workers.kill_switch import DIRECT_LIMIT, KillSwitchListener
-from workflows.contract import kill_switch_key
+from workflows.contract import AGENT_STOP_REASON, kill_switch_key
 from workflows.payloads import ChatMessage, ModelCallInput, ModelCallResult, ToolCallRequest
 from workflows.types import AgentRunResult, RiskTier, RunStatus, StopReason
 
@@ -253,10 +253,20 @@ async def test_agent_kill_switch_halts_runs_in_every_state_refuses_new_ones_unti
         assert (result.reason or "").startswith("refused: kill switch"), result.reason
         assert rig.model.calls_of(refused) == 0 and result.steps == 0
 
+        # The UI's "halted by a kill switch" list: every run the switch stopped, by the
+        # listener's halt or the run's own check, and no other.
+        stopped = (held, waiting, in_tool, refused)
+        for run in stopped:
+            attrs = (await rig.client.get_workflow_handle(run).describe()).typed_search_attributes
+            assert attrs.get(AGENT_STOP_REASON) == StopReason.KILL_SWITCH.value, run
+
         await rig.store.unkill(agent=agent)
         await rig.until_flag(flag, agent, False)
-        after = await rig.result(await rig.start(agent, QUESTION))
+        after_id = await rig.start(agent, QUESTION)
+        after = await rig.result(after_id)
         assert after.status is RunStatus.COMPLETED, after.reason
+        described = await rig.client.get_workflow_handle(after_id).describe()
+        assert described.typed_search_attributes.get(AGENT_STOP_REASON) is None
 
 
 @pytest.mark.parametrize("direct_limit", [DIRECT_LIMIT, 0], ids=["direct-signals", "batch"])

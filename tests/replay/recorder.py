@@ -4,7 +4,7 @@ replay check that reads them.
 Recording plays `tests.replay.scenarios.SCENARIOS` on a throw-away time-skipping server
 and writes each run's history as `tests/histories/agent_run-<scenario>.json`, then the
 rollouts of `tests.replay.rollout_scenarios` as `canary_rollout-<scenario>.json`. Older
-generations stay in `tests/histories/v1/` to `v4/` (GENERATION_DIRS). The replay tests
+generations stay in `tests/histories/v1/` to `v5/` (GENERATION_DIRS). The replay tests
 (tests/replay/) replay every file against the current workflow code; `replay_history`
 reports a failure with the file, the workflow and the event where the code diverged.
 """
@@ -54,7 +54,10 @@ V3_DIR = HISTORY_DIR / "v3"
 # v4: main's `lean-run-hardened` recordings before the controls (issue 12) were merged:
 # the same commands as today's, in the payload shapes of that build.
 V4_DIR = HISTORY_DIR / "v4"
-GENERATION_DIRS = (V1_DIR, V2_DIR, V3_DIR, V4_DIR)
+# v5: the runs that end without completing, as recorded before patch
+# `stop-reason-attribute` (AgentStopReason with the last upsert).
+V5_DIR = HISTORY_DIR / "v5"
+GENERATION_DIRS = (V1_DIR, V2_DIR, V3_DIR, V4_DIR, V5_DIR)
 # Among v1, recorded by the demo before the kill-switch patch: runs started on that code.
 LEGACY_SCENARIOS = ("answered", "approved", "rejected", "halted")
 FILE_PREFIX = "agent_run-"

@@ -13,9 +13,15 @@ from workflows.types import (
     PendingApproval,
     RiskTier,
     RunStatus,
+    StopReason,
     Usage,
 )
-from workflows.visibility import current_details, memo, search_attribute_updates
+from workflows.visibility import (
+    current_details,
+    memo,
+    search_attribute_updates,
+    stop_reason_value,
+)
 
 EMAIL, CARD, KEY = "jane.doe@example.com", "4111 1111 1111 1111", "sk-live-abcdefghijklmnop1234"
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -63,3 +69,21 @@ def test_agent_user_is_a_pseudonym_when_the_id_looks_like_personal_data() -> Non
     assert user("cust-42", "pseudonym") == "cust-42"
     assert user("cust-42", "hash") == pseudonymous_user("cust-42", "hash") != "cust-42"
     assert user(EMAIL, "raw") == EMAIL  # what runs recorded before the setting show
+
+
+def test_stop_reason_attribute_names_the_kill_switch_for_the_listeners_halts() -> None:
+    def ended(status: RunStatus, stop: StopReason, reason: str) -> AgentRunState:
+        return AgentRunState(agent="a", status=status, stop_reason=stop, reason=reason)
+
+    by_listener = ended(RunStatus.HALTED, StopReason.HALT, "halted by kill-switch: switch on")
+    by_person = ended(RunStatus.HALTED, StopReason.HALT, "halted by alice: wrong customer")
+    refused = ended(RunStatus.HALTED, StopReason.KILL_SWITCH, "refused: kill switch is on")
+    failed = ended(RunStatus.FAILED, StopReason.MODEL_ERROR, "model call failed")
+    answered = ended(RunStatus.COMPLETED, StopReason.ANSWERED, "")
+    assert [stop_reason_value(s) for s in (by_listener, by_person, refused, failed, answered)] == [
+        "kill_switch",
+        "halt",
+        "kill_switch",
+        "model_error",
+        None,
+    ]
