@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from opsready.agents import load_pricing
+from opsready.agents import QuotaDefinition, load_pricing
 from opsready.errors import ConfigError, FlagChangeError, one_line
 from opsready.names import agent_definitions, did_you_mean, known_tools
 from workflows import contract
@@ -59,6 +59,8 @@ def _check_of(key: str) -> Check | None:
         "enabled-tools": _enabled_tools,
         "budgets": _budgets,
         "shadow": _shadow,
+        "quotas": _quotas,
+        contract.PAUSED_AGENTS_FLAG: _paused_agents,
     }.get(key)
 
 
@@ -155,6 +157,34 @@ def _shadow(key: str, value: Any, agents_dir: Path) -> None:
         _prompt_version(key, flag.prompt_version, agents_dir)
     if flag.model:
         _model(key, flag.model, agents_dir)
+
+
+def _quotas(key: str, value: Any, agents_dir: Path) -> None:
+    """As `activities.flag_choices` reads it: an object overriding an agent's `[quotas]` per
+    scope kind (`user`, `tenant`, `agent`: partial limits) and `on_exceeded`."""
+    if value is None or value == {}:
+        return
+    if not isinstance(value, dict):
+        raise FlagChangeError(
+            f'{key} takes a JSON object like {{"user": {{"per_day_usd": 5}}, '
+            f'"on_exceeded": "refuse"}} or {{}}, not {_show(value)}'
+        )
+    try:
+        QuotaDefinition.model_validate(value)
+    except ValidationError as err:
+        raise FlagChangeError(f"{key}: {one_line(err)}") from None
+
+
+def _paused_agents(key: str, value: Any, agents_dir: Path) -> None:
+    if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
+        raise FlagChangeError(f"{key} takes a JSON list of agent names, not {_show(value)}")
+    known = sorted(agent_definitions(agents_dir))
+    unknown = [a for a in value if known and a not in known]
+    if unknown:
+        raise FlagChangeError(
+            f"{key}: unknown agent {unknown[0]!r}{did_you_mean(unknown[0], known)} "
+            f"(agents: {', '.join(known)})"
+        )
 
 
 def _show(value: Any) -> str:
