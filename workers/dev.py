@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 from contextlib import AsyncExitStack, suppress
-from datetime import timedelta
 
 from opsready.client import OpsreadyClient
 from opsready.errors import OpsreadyError
 from opsready.settings import Settings
-from opsready.slo.schedule import monitor_state, start_monitor
+from opsready.slo.schedule import monitor_state
 from opsready.telemetry import export_summary
 from opsready.ui_links import operator_views
 from workers.devserver import DEV_PORT, dev_server, is_port_open
@@ -36,7 +35,7 @@ async def _dev(settings: Settings) -> None:
         if address is None:
             print("Starting the Temporal dev server (data in .temporal/dev.sqlite)...")
             address = (await stack.enter_async_context(dev_server(settings))).address
-        monitor = await _ensure_monitor(settings, address)
+        monitor = await _monitor_line(settings, address)
         _print_banner(settings, address, monitor, started=started)
         # On a server of its own, dev's worker is the deployment's only one: its version
         # becomes current even over the build the persistent database remembers.
@@ -45,21 +44,19 @@ async def _dev(settings: Settings) -> None:
         print("Stopped the Temporal dev server.")
 
 
-async def _ensure_monitor(settings: Settings, address: str) -> str:
-    """Start the SLO monitor's Schedule unless it exists: detection is part of the local
-    stack, and an operator's pause survives a restart of `opsready dev`."""
+async def _monitor_line(settings: Settings, address: str) -> str:
+    """Where the SLO monitor's Schedule stands. `opsready dev` does not start it: on a dev
+    server that keeps the demo's rehearsal runs (failures, kill switches, halts on purpose),
+    its first pass would open incidents whose runbooks kill and pause the agent."""
     try:
         client = await OpsreadyClient.connect(settings, address=address)
         state = await monitor_state(client.temporal)
-        if not state.exists:
-            every = timedelta(seconds=DEFAULT_EVERY_SECONDS)
-            state = await start_monitor(
-                client.temporal, task_queue=settings.task_queue, every=every
-            )
     except OpsreadyError as err:
-        return f"not started: {err}"
+        return f"unknown ({err})"
+    if not state.exists:
+        return "not started (opsready slo monitor start: a pass every minute)"
     if state.paused:
-        return f"paused ({state.note or 'no reason given'})"
+        return f"paused ({state.note or 'no reason given'}; opsready slo monitor start)"
     return f"a pass every {state.every_seconds or DEFAULT_EVERY_SECONDS:g} s"
 
 
@@ -73,11 +70,10 @@ def _print_banner(settings: Settings, address: str, monitor: str, *, started: bo
         "opsready flags kill --agent NAME)\n"
         f"Telemetry:    {export_summary().removeprefix('telemetry: ')}\n"
         "Logs:         this terminal (OPSREADY_LOG_FORMAT=json|console)\n"
-        f"SLO monitor:  {monitor} (opsready slo monitor status|pause; incidents: "
-        "opsready incident list)\n"
+        f"SLO monitor:  {monitor}; incidents: opsready incident list\n"
         f"{_views(settings.ui_url)}"
         "Try:          opsready run support-triage "
-        "'My headphones from order A-1002 arrived broken, refund please' --user me\n"
+        "'My headphones from order A-1002 arrived broken, refund please' --user customer-17\n"
         "              opsready list --status awaiting_approval\n"
         "              opsready approve RUN --as alice\n"
         "              opsready deploy status\n"
