@@ -305,7 +305,7 @@ class AgentRunWorkflow:
 
     def _halt_reason(self) -> str:
         halt = self._halt
-        return f"halted by {halt.by}: {halt.reason}" if halt else "halted"
+        return visibility.halted_reason(halt.by, halt.reason) if halt else "halted"
 
     async def _close(self) -> AgentRunResult:
         result = self._record.result()

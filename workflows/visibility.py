@@ -85,15 +85,19 @@ SLI_ATTRIBUTES = frozenset(
 )
 
 
+def halted_reason(by: str, reason: str) -> str:
+    """A halted run's `reason`: who halted it and why (`stop_reason_value` reads who)."""
+    return f"halted by {by}: {reason}"
+
+
 def stop_reason_value(state: AgentRunState) -> str | None:
     """`AgentStopReason` of an ended run that did not complete: its stop reason, and
     `kill_switch` for a halt from the kill-switch listener (`halted by kill-switch: ...`)."""
     if not state.status.is_terminal or state.status is RunStatus.COMPLETED:
         return None
     reason = state.stop_reason
-    if reason is StopReason.HALT and (state.reason or "").startswith(
-        f"halted by {contract.KILL_SWITCH_HALTER}:"
-    ):
+    by_kill_switch = halted_reason(contract.KILL_SWITCH_HALTER, "")
+    if reason is StopReason.HALT and (state.reason or "").startswith(by_kill_switch):
         return StopReason.KILL_SWITCH.value
     return reason.value if reason is not None else None
 
