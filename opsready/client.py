@@ -13,7 +13,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from temporalio.client import (
     Client,
     WorkflowExecutionDescription,
@@ -377,14 +377,7 @@ class OpsreadyClient:
                 f"start one with `{placement.worker_command()}`, then decide again"
             )
         try:
-            async with asyncio.timeout(wait_seconds):
-                state: AgentRunState = await self._handle(run_id).execute_update(
-                    Update.DECIDE,
-                    decision,
-                    result_type=AgentRunState,
-                    rpc_timeout=timedelta(seconds=wait_seconds),
-                )
-            return state
+            return await self._update_within(run_id, Update.DECIDE, decision, wait_seconds)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             raise NoWorkerError(
                 f"no worker took the decision on {run_id} within {wait_seconds:g}s "
@@ -423,14 +416,7 @@ class OpsreadyClient:
             await self._signal_halt(run_id, request)
             raise NoWorkerError(f"no worker serves {run_id} ({placement.where()}): {pending}")
         try:
-            async with asyncio.timeout(wait_seconds):
-                state: AgentRunState = await self._handle(run_id).execute_update(
-                    Update.HALT,
-                    request,
-                    result_type=AgentRunState,
-                    rpc_timeout=timedelta(seconds=wait_seconds),
-                )
-            return state
+            return await self._update_within(run_id, Update.HALT, request, wait_seconds)
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError):
             await self._signal_halt(run_id, request)
             raise NoWorkerError(
@@ -444,6 +430,20 @@ class OpsreadyClient:
             if err.status is RPCStatusCode.NOT_FOUND:
                 raise RunEndedError(f"{run_id} has already ended") from None
             raise OpsreadyError(f"cannot halt {run_id}: {err.message}") from None
+
+    async def _update_within(
+        self, run_id: str, update: str, request: BaseModel, wait_seconds: float
+    ) -> AgentRunState:
+        """The run's state as the update answers it; TimeoutError (or the SDK's RPC timeout)
+        when no worker answers within `wait_seconds`."""
+        async with asyncio.timeout(wait_seconds):
+            state: AgentRunState = await self._handle(run_id).execute_update(
+                update,
+                request,
+                result_type=AgentRunState,
+                rpc_timeout=timedelta(seconds=wait_seconds),
+            )
+        return state
 
     async def _signal_halt(self, run_id: str, request: HaltRequest) -> None:
         try:
