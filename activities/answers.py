@@ -12,6 +12,7 @@ from pathlib import Path
 
 from temporalio import activity
 
+from activities.local_db import connect_wal
 from workflows.contract import Activity
 from workflows.control_types import AnswerLookup, AnswerLookupResult, AnswerStore
 
@@ -32,9 +33,7 @@ class AnswerCache:
             db.execute(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        return db
+        return connect_wal(self.path)
 
     def get(self, key: str, now: float | None = None) -> str | None:
         with self._connect() as db:

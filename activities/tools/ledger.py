@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from activities.local_db import connect_wal
 from workflows.effect_types import EffectStatus
 
 T = TypeVar("T")
@@ -61,10 +62,7 @@ class Ledger:
             db.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        return db
+        return connect_wal(self.path, synchronous_normal=True)
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         def work() -> T:
