@@ -36,6 +36,7 @@ MONITOR_PASSES = 5
 # The pass judges the task-success SLO alone: the demo's own kill switches and guardrail hits
 # also burn the safety SLO, and that SEV1 incident's runbook would pause the agent.
 SLO = "success"
+KEY = f"{AGENT}:slo:{SLO}"  # the dedup key of the monitor's alert for it
 DETECT_TIMEOUT_S = 60.0
 
 # Runs the real `opsready` CLI: (address, *args, env=...) -> its output.
@@ -71,15 +72,10 @@ async def detect_with_monitor(client: OpsreadyClient, settings: Settings) -> str
                 execution_timeout=timedelta(minutes=2),
                 static_summary="SLO monitor pass started by the demo",
             )
-            keys = [k for k in report.requested + report.already_open if _is_task_success(k)]
-            if keys:
-                return incident_id(keys[0])
+            if KEY in report.requested + report.already_open:
+                return incident_id(KEY)
     seen = "; ".join(a.title for a in report.alerts) if report else "no pass ran"
     raise RuntimeError(f"the SLO monitor opened no task-success incident (alerts: {seen})")
-
-
-def _is_task_success(dedup_key: str) -> bool:
-    return dedup_key == f"{AGENT}:slo:{SLO}"
 
 
 async def run_incident_scenario(
@@ -141,7 +137,7 @@ async def _resolve_leftover(incidents: Incidents) -> None:
     """An earlier demo that stopped half-way may have left its incident open; this one
     needs a fresh one (a join would show the old runbook's steps)."""
     for found in await incidents.list_incidents(agent=AGENT):
-        if found.closed_at is None and found.incident_id == incident_id(f"{AGENT}:slo:{SLO}"):
+        if found.closed_at is None and found.incident_id == incident_id(KEY):
             await incidents.resolve(found.incident_id, by="demo", summary="left by a demo")
             print(f"  (an earlier demo's {found.incident_id} was still open: resolved)")
 
